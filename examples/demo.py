@@ -1,0 +1,80 @@
+"""Homeport's end-to-end demo: train the classic decision-trees image on iris with boto3.
+
+Run through scripts/demo.sh, which starts the server and registers the image first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--endpoint-url", required=True)
+    args = parser.parse_args()
+    sm = boto3.client(
+        "sagemaker",
+        endpoint_url=args.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="homeport",
+        aws_secret_access_key="homeport",
+    )
+    name = f"iris-demo-{int(time.time())}"
+    print(f"==> CreateTrainingJob {name}")
+    sm.create_training_job(
+        TrainingJobName=name,
+        RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": "decision-trees:latest", "TrainingInputMode": "File"},
+        HyperParameters={"max_leaf_nodes": "5"},
+        InputDataConfig=[
+            {
+                "ChannelName": "training",
+                "ContentType": "text/csv",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://demo/iris/train"}},
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": "s3://demo/iris/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+    )
+    sm.get_waiter("training_job_completed_or_stopped").wait(
+        TrainingJobName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 600}
+    )
+    desc = sm.describe_training_job(TrainingJobName=name)
+    for t in desc["SecondaryStatusTransitions"]:
+        print(f"    {t['Status']:<12} {t['StatusMessage']}")
+    if desc["TrainingJobStatus"] != "Completed":
+        sys.exit(f"training failed: {desc.get('FailureReason')}")
+    uri = desc["ModelArtifacts"]["S3ModelArtifacts"]
+    print(f"==> model: {uri} ({desc['TrainingTimeInSeconds']} s of training)")
+    homeport = str(Path(sys.executable).parent / "homeport")
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "model.tar.gz"
+        subprocess.run([homeport, "cp", uri, str(archive)], check=True, env=os.environ)
+        with tarfile.open(archive) as tar:
+            print(f"==> model.tar.gz holds {tar.getnames()}")
+            tar.extractall(Path(tmp) / "model", filter="data")
+        model_file = Path(tmp) / "model" / "decision-tree-model.pkl"
+        try:
+            model = pickle.loads(model_file.read_bytes())
+        except ModuleNotFoundError:
+            print("==> (scikit-learn is not in this venv: the model stays unpickled here)")
+            return
+        rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+        print(f"==> predict {rows} -> {list(model.predict(rows))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Log streams of jobs and endpoints, kept as files in the data dir."""

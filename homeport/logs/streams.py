@@ -1,0 +1,116 @@
+"""Append-only log streams: one JSON-lines file per stream, grouped like CloudWatch Logs.
+
+A stream is ``<group>/<stream>`` (``TrainingJobs`` / ``my-job/algo-1``). Each line holds
+``{"t": epoch-milliseconds, "m": message}``, so a later CloudWatch Logs API can serve events
+with their timestamps. A writer is owned by one thread (the job's output reader); readers
+(the CLI, tests) only read, following the file as it grows until the stream is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+_CLOSED_SUFFIX = ".closed"
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    timestamp_ms: int
+    message: str
+
+
+def _safe_part(part: str) -> str:
+    if not part or part in {".", ".."} or "\x00" in part:
+        raise ValueError(f"invalid log stream name component {part!r}")
+    return part
+
+
+class LogStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, group: str, stream: str) -> Path:
+        parts = [_safe_part(p) for p in stream.split("/")]
+        return self.root.joinpath(_safe_part(group), *parts[:-1], parts[-1] + ".jsonl")
+
+    def writer(self, group: str, stream: str) -> LogWriter:
+        path = self.path(group, stream)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        closed = path.with_name(path.name + _CLOSED_SUFFIX)
+        closed.unlink(missing_ok=True)
+        return LogWriter(path)
+
+    def is_closed(self, group: str, stream: str) -> bool:
+        path = self.path(group, stream)
+        return path.with_name(path.name + _CLOSED_SUFFIX).exists()
+
+    def close_stream(self, group: str, stream: str) -> None:
+        path = self.path(group, stream)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_name(path.name + _CLOSED_SUFFIX).touch()
+
+    def exists(self, group: str, stream: str) -> bool:
+        return self.path(group, stream).exists()
+
+    def read(self, group: str, stream: str, follow: bool = False, poll: float = 0.2) -> Iterator[LogEvent]:
+        """Events from the start; with ``follow``, keep waiting for more until the stream closes."""
+        path = self.path(group, stream)
+        while follow and not path.exists():
+            if self.is_closed(group, stream):
+                return
+            time.sleep(poll)
+        if not path.exists():
+            return
+        with path.open("rb") as fh:
+            buffer = b""
+            while True:
+                chunk = fh.readline()
+                if chunk:
+                    buffer += chunk
+                    if not buffer.endswith(b"\n"):
+                        continue
+                    line, buffer = buffer, b""
+                    try:
+                        doc = json.loads(line)
+                    except ValueError:
+                        continue
+                    yield LogEvent(int(doc["t"]), str(doc["m"]))
+                    continue
+                if not follow:
+                    return
+                if self.is_closed(group, stream):
+                    # drain whatever was written before the close marker appeared
+                    rest = fh.read()
+                    for raw in (buffer + rest).splitlines():
+                        try:
+                            doc = json.loads(raw)
+                        except ValueError:
+                            continue
+                        yield LogEvent(int(doc["t"]), str(doc["m"]))
+                    return
+                time.sleep(poll)
+
+
+class LogWriter:
+    """Appends events; each line is written with one ``write`` call on an unbuffered file."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+
+    def write(self, message: str, timestamp: float | None = None) -> None:
+        ts = int((time.time() if timestamp is None else timestamp) * 1000)
+        line = json.dumps({"t": ts, "m": message}, ensure_ascii=False) + "\n"
+        self._fh.write(line.encode("utf-8"))
+
+    def close(self) -> None:
+        try:
+            os.fsync(self._fh.fileno())
+        except OSError:
+            pass
+        self._fh.close()

@@ -1,0 +1,1 @@
+"""Runtimes: how a container image is run (processes in namespaces; later OCI engines)."""

@@ -1,0 +1,141 @@
+"""Composition root: builds every component from Settings and runs the HTTP server.
+
+Start-up order: lock the data dir (one server per data dir), check the runtime can work on
+this machine, migrate the metadata store, open the object store, start the job scheduler,
+reconcile jobs an earlier server left behind, then accept requests.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from starlette.applications import Starlette
+
+from homeport.api import tags_api, training_api
+from homeport.api.app import build_app
+from homeport.api.operations import OperationTable
+from homeport.api.service_model import load_service_model
+from homeport.api.validation import precompile
+from homeport.config import Settings
+from homeport.images.registry import ImageRegistry
+from homeport.images.venvs import VenvCache
+from homeport.logs.streams import LogStore
+from homeport.runtimes.base import Runtime
+from homeport.runtimes.factory import open_runtime
+from homeport.storage.base import ObjectStore
+from homeport.storage.factory import open_object_store
+from homeport.store.database import Store
+from homeport.training.reconcile import reconcile_training
+from homeport.training.runner import TrainingRunner
+from homeport.training.scheduler import JobScheduler
+from homeport.training.service import TrainingService
+
+log = logging.getLogger(__name__)
+
+REAP_INTERVAL = 5.0
+
+
+class DataDirBusy(RuntimeError):
+    pass
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fh = open(data_dir / "server.lock", "a+")  # noqa: SIM115 - held for the server's lifetime
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        fh.close()
+        raise DataDirBusy(f"another Homeport server is already using the data dir {data_dir}") from exc
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"{os.getpid()}\n")
+    fh.flush()
+    return fh
+
+
+@dataclass
+class Homeport:
+    settings: Settings
+    store: Store
+    objects: ObjectStore
+    images: ImageRegistry
+    runtime: Runtime
+    logs: LogStore
+    runner: TrainingRunner
+    scheduler: JobScheduler
+    training: TrainingService
+    operations: OperationTable
+    owner: str
+    dead_prefix: str
+
+
+def compose(settings: Settings) -> Homeport:
+    runtime = open_runtime(settings.runtime)
+    runtime.check()
+    precompile(load_service_model())  # compile every shape's validators now, not on first request
+    store = Store(settings.resolved_database_url)
+    store.migrate()
+    objects = open_object_store(settings.object_store, settings.objects_dir, settings.s3_endpoint_url,
+                                settings.region)
+    images = ImageRegistry(settings.images_dir, VenvCache(settings.venvs_dir))
+    logs = LogStore(settings.logs_dir)
+    prefix = f"{socket.gethostname()}:{settings.data_dir.resolve()}:"
+    owner = f"{prefix}{os.getpid()}:{time.time():.3f}"
+    runner = TrainingRunner(settings, store, objects, images, runtime, logs, owner)
+    scheduler = JobScheduler(settings.max_concurrent_jobs, runner.run)
+    training = TrainingService(settings, store, scheduler)
+    operations = OperationTable()
+    training_api.register(operations, training)
+    tags_api.register(
+        operations, settings, store, {"training-job": lambda name: store.get_training_job(name) is not None}
+    )
+    return Homeport(settings, store, objects, images, runtime, logs, runner, scheduler, training, operations,
+                    owner, prefix)
+
+
+def create_app(settings: Settings) -> Starlette:
+    lock = lock_data_dir(settings.data_dir)
+    hp = compose(settings)
+    stop_reaper = threading.Event()
+
+    def reaper() -> None:
+        while not stop_reaper.wait(REAP_INTERVAL):
+            try:
+                reconcile_training(hp.store, hp.runner, hp.scheduler, hp.owner, hp.dead_prefix, startup=False)
+            except Exception:
+                log.exception("periodic reconciliation failed")
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        hp.scheduler.start()
+        reconcile_training(hp.store, hp.runner, hp.scheduler, hp.owner, hp.dead_prefix, startup=True)
+        thread = threading.Thread(target=reaper, name="reaper", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop_reaper.set()
+            hp.store.close()
+            lock.close()
+
+    app = build_app(hp.operations, lifespan)
+    app.state.homeport = hp
+    return app
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)

@@ -1,0 +1,1 @@
+"""The metadata store: SQLAlchemy over SQLite (WAL, the default) or PostgreSQL, Alembic migrations."""

@@ -1,0 +1,95 @@
+"""Crash and restart: kill -9 the server, start it again, and nothing is lost or left running."""
+
+from __future__ import annotations
+
+import tarfile
+import time
+from pathlib import Path
+
+from conftest import SCRIPTED, job_processes, start_server, training_request, wait_for, wait_secondary
+
+
+def test_kill9_mid_training_leaves_no_orphans_and_fails_the_job(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--stop-grace", "2")
+    try:
+        srv.add_image("scripted", SCRIPTED)
+        sm = srv.sagemaker()
+        sm.create_training_job(
+            **training_request("orphan-check", HyperParameters={"behaviour": "spawn", "seconds": "300"})
+        )
+        wait_secondary(sm, "orphan-check", "Training")
+        deadline = time.time() + 20
+        while len(job_processes("orphan-check")) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(job_processes("orphan-check")) >= 3  # train + two detached `sleep 300`
+        srv.kill9()
+        deadline = time.time() + 10
+        while job_processes("orphan-check") and time.time() < deadline:
+            time.sleep(0.1)
+        assert job_processes("orphan-check") == []
+
+        srv.start()
+        desc = sm.describe_training_job(TrainingJobName="orphan-check")
+        assert desc["TrainingJobStatus"] == "Failed"
+        assert "server stopped while this job was in secondary status Training" in desc["FailureReason"]
+        assert desc["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
+    finally:
+        srv.stop()
+        for pid in job_processes("orphan-check"):
+            import os
+            import signal
+
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_kill9_during_upload_completes_the_upload_after_restart(tmp_path: Path) -> None:
+    # A big random model makes packaging slow enough to kill the server mid-upload.
+    srv = start_server(tmp_path, "--compression-level", "9")
+    try:
+        srv.add_image("scripted", SCRIPTED)
+        sm = srv.sagemaker()
+        sm.create_training_job(
+            **training_request("upload-check", HyperParameters={"behaviour": "big-model", "size_mb": "150"})
+        )
+        wait_secondary(sm, "upload-check", "Uploading", timeout=120)
+        srv.kill9()
+        srv.start()
+        desc = wait_for(sm, "upload-check", timeout=180)
+        assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+        dest = tmp_path / "model.tar.gz"
+        srv.cp(desc["ModelArtifacts"]["S3ModelArtifacts"], str(dest))
+        with tarfile.open(dest) as tar:
+            member = tar.getmember(next(n for n in tar.getnames() if n.endswith("big.bin")))
+            assert member.size == 150 * 1024 * 1024
+    finally:
+        srv.stop()
+
+
+def test_queued_job_runs_after_restart(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, "--max-concurrent-jobs", "1")
+    try:
+        srv.add_image("scripted", SCRIPTED)
+        sm = srv.sagemaker()
+        sm.create_training_job(
+            **training_request("blocker", HyperParameters={"behaviour": "sleep", "seconds": "300"})
+        )
+        wait_secondary(sm, "blocker", "Training")
+        sm.create_training_job(**training_request("waiting", HyperParameters={"behaviour": "succeed"}))
+        assert sm.describe_training_job(TrainingJobName="waiting")["SecondaryStatus"] == "Pending"
+        srv.kill9()
+        srv.start()
+        assert wait_for(sm, "blocker")["TrainingJobStatus"] == "Failed"
+        waiting = wait_for(sm, "waiting")
+        assert waiting["TrainingJobStatus"] == "Completed", waiting.get("FailureReason")
+    finally:
+        srv.stop()
+
+
+def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    srv = start_server(tmp_path)
+    try:
+        result = srv.homeport("server", "--port", "1", "--data-dir", str(srv.data_dir), check=False, timeout=60)
+        assert result.returncode == 2
+        assert "already using the data dir" in result.stderr
+    finally:
+        srv.stop()
