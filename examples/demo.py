@@ -6,8 +6,8 @@ Run through scripts/demo.sh, which starts the server and registers the image fir
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import pickle
 import subprocess
 import sys
 import tarfile
@@ -67,13 +67,25 @@ def main() -> None:
             print(f"==> model.tar.gz holds {tar.getnames()}")
             tar.extractall(Path(tmp) / "model", filter="data")
         model_file = Path(tmp) / "model" / "decision-tree-model.pkl"
-        try:
-            model = pickle.loads(model_file.read_bytes())
-        except ModuleNotFoundError:
-            print("==> (scikit-learn is not in this venv: the model stays unpickled here)")
-            return
+        # scikit-learn lives in the image's venv, not in Homeport's: predict with the image's python.
+        images = json.loads(
+            subprocess.run(
+                [homeport, "image", "ls", "--json"], check=True, capture_output=True, text=True
+            ).stdout
+        )
+        venv = next(i["venv"] for i in images if i["name"] == "decision-trees")
         rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
-        print(f"==> predict {rows} -> {list(model.predict(rows))}")
+        script = (
+            "import json, pickle, sys; m = pickle.load(open(sys.argv[1], 'rb'));"
+            "print(list(m.predict(json.loads(sys.argv[2]))))"
+        )
+        result = subprocess.run(
+            [str(Path(venv) / "bin" / "python"), "-c", script, str(model_file), json.dumps(rows)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        print(f"==> predict {rows} -> {result.stdout.strip()}")
 
 
 if __name__ == "__main__":

@@ -86,8 +86,9 @@ def compose(settings: Settings) -> Homeport:
     precompile(load_service_model())  # compile every shape's validators now, not on first request
     store = Store(settings.resolved_database_url)
     store.migrate()
-    objects = open_object_store(settings.object_store, settings.objects_dir, settings.s3_endpoint_url,
-                                settings.region)
+    objects = open_object_store(
+        settings.object_store, settings.objects_dir, settings.s3_endpoint_url, settings.region
+    )
     images = ImageRegistry(settings.images_dir, VenvCache(settings.venvs_dir))
     logs = LogStore(settings.logs_dir)
     prefix = f"{socket.gethostname()}:{settings.data_dir.resolve()}:"
@@ -100,8 +101,20 @@ def compose(settings: Settings) -> Homeport:
     tags_api.register(
         operations, settings, store, {"training-job": lambda name: store.get_training_job(name) is not None}
     )
-    return Homeport(settings, store, objects, images, runtime, logs, runner, scheduler, training, operations,
-                    owner, prefix)
+    return Homeport(
+        settings,
+        store,
+        objects,
+        images,
+        runtime,
+        logs,
+        runner,
+        scheduler,
+        training,
+        operations,
+        owner,
+        prefix,
+    )
 
 
 def create_app(settings: Settings) -> Starlette:

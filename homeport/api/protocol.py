@@ -44,7 +44,9 @@ def decode_body(raw: bytes) -> dict[str, Any]:
     except ValueError as exc:
         raise SerializationException(f"Could not parse the request body as JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise SerializationException("Start of structure or map expected: the request body must be a JSON object.")
+        raise SerializationException(
+            "Start of structure or map expected: the request body must be a JSON object."
+        )
     return body
 
 

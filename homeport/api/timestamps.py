@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from homeport.errors import ValidationException
 
@@ -22,6 +22,6 @@ def parse_timestamp(value: object, member: str) -> float:
         except ValueError as exc:
             raise ValidationException(f"Invalid timestamp for {member}: {value!r}") from exc
         if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return parsed.timestamp()
     raise ValidationException(f"Invalid timestamp for {member}: {value!r}")

@@ -12,7 +12,9 @@ from rich.console import Console
 
 from homeport.config import Settings, default_home
 
-app = typer.Typer(help="Homeport: a self-hosted home for SageMaker-style machine learning.", no_args_is_help=True)
+app = typer.Typer(
+    help="Homeport: a self-hosted home for SageMaker-style machine learning.", no_args_is_help=True
+)
 err = Console(stderr=True)
 
 DataDir = Annotated[
@@ -37,10 +39,13 @@ def server(
     data_dir: DataDir = None,
     runtime: Annotated[str, typer.Option(help="How images run: process.")] = "process",
     database_url: Annotated[
-        str | None, typer.Option(help="SQLAlchemy URL of the metadata store (default: SQLite in the data dir).")
+        str | None,
+        typer.Option(help="SQLAlchemy URL of the metadata store (default: SQLite in the data dir)."),
     ] = None,
     object_store: Annotated[str, typer.Option(help="local (a folder in the data dir) or s3.")] = "local",
-    s3_endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint for --object-store s3.")] = None,
+    s3_endpoint_url: Annotated[
+        str | None, typer.Option(help="S3-compatible endpoint for --object-store s3.")
+    ] = None,
     region: Annotated[str, typer.Option(help="Region written into ARNs.")] = "us-east-1",
     account: Annotated[str, typer.Option(help="Account id written into ARNs.")] = "123456789012",
     max_concurrent_jobs: Annotated[int, typer.Option(help="Training jobs run at once; more wait.")] = 4,

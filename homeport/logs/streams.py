@@ -8,6 +8,7 @@ with their timestamps. A writer is owned by one thread (the job's output reader)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -109,8 +110,6 @@ class LogWriter:
         self._fh.write(line.encode("utf-8"))
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             os.fsync(self._fh.fileno())
-        except OSError:
-            pass
         self._fh.close()

@@ -59,8 +59,15 @@ class JobLayout:
         return self.root / "artifacts"
 
     def create(self) -> None:
-        for folder in (self.config, self.data, self.model, self.output_data, self.checkpoints, self.scratch,
-                       self.artifacts):
+        for folder in (
+            self.config,
+            self.data,
+            self.model,
+            self.output_data,
+            self.checkpoints,
+            self.scratch,
+            self.artifacts,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
 
 

@@ -53,7 +53,9 @@ def reconcile_training(
             secondary is Secondary.STOPPING and rec.lease_owner is None
         ):
             scheduler.submit(key)  # never started: run it (or finish its stop) now
-        elif secondary is Secondary.UPLOADING or (secondary is Secondary.STOPPING and rec.exit_code is not None):
+        elif secondary is Secondary.UPLOADING or (
+            secondary is Secondary.STOPPING and rec.exit_code is not None
+        ):
             outcome = Outcome(exit_code=rec.exit_code, stopped=rec.stop_requested)
             if rec.exit_code not in (0, None) and not rec.stop_requested:
                 outcome.failure = runner.failure_reason(runner.layout(rec.name), rec.exit_code, [])

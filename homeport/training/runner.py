@@ -172,8 +172,10 @@ class TrainingRunner:
             Mount(layout.input, "/opt/ml/input"),
             Mount(layout.model, "/opt/ml/model"),
             Mount(layout.output, "/opt/ml/output"),
-            Mount(layout.checkpoints, checkpoint.get("LocalPath", "/opt/ml/checkpoints") if checkpoint
-                  else "/opt/ml/checkpoints"),
+            Mount(
+                layout.checkpoints,
+                checkpoint.get("LocalPath", "/opt/ml/checkpoints") if checkpoint else "/opt/ml/checkpoints",
+            ),
         ]
         if read_only_data:
             # Hard-linked from the object store: a write through the link would change the stored object.
@@ -201,7 +203,10 @@ class TrainingRunner:
         metrics = MetricCollector.from_spec(spec)
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         reader = threading.Thread(
-            target=self._drain, args=(handle.output, writer, metrics, tail), name=f"log-{rec.name}", daemon=True
+            target=self._drain,
+            args=(handle.output, writer, metrics, tail),
+            name=f"log-{rec.name}",
+            daemon=True,
         )
         reader.start()
         outcome = self._supervise(rec, handle, stop)
@@ -307,7 +312,9 @@ class TrainingRunner:
             elif failure is None and outcome.exit_code == 0:
                 transition(r, Secondary.COMPLETED)
             else:
-                r.failure_reason = failure or f"AlgorithmError: the training process exited with code {outcome.exit_code}"
+                r.failure_reason = (
+                    failure or f"AlgorithmError: the training process exited with code {outcome.exit_code}"
+                )
                 transition(r, Secondary.FAILED)
             if r.training_end_time is None and r.training_start_time is not None:
                 r.training_end_time = time.time()
@@ -334,5 +341,7 @@ class TrainingRunner:
             target = S3Uri.parse(checkpoint["S3Uri"])
             if not self.objects.bucket_exists(target.bucket):
                 self.objects.create_bucket(target.bucket)
-            for path in sorted(p for p in layout.checkpoints.rglob("*") if p.is_file() and not p.is_symlink()):
+            for path in sorted(
+                p for p in layout.checkpoints.rglob("*") if p.is_file() and not p.is_symlink()
+            ):
                 self.objects.put_file(target.join(path.relative_to(layout.checkpoints).as_posix()), path)

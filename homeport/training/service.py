@@ -65,9 +65,12 @@ class TrainingService:
             )
         if not algorithm.get("TrainingImage"):
             raise ValidationException(
-                "Either AlgorithmSpecification.TrainingImage or AlgorithmSpecification.AlgorithmName is required."
+                "Either AlgorithmSpecification.TrainingImage or AlgorithmSpecification.AlgorithmName "
+                "is required."
             )
-        modes = {algorithm.get("TrainingInputMode")} | {c.get("InputMode") for c in spec.get("InputDataConfig", [])}
+        modes = {algorithm.get("TrainingInputMode")} | {
+            c.get("InputMode") for c in spec.get("InputDataConfig", [])
+        }
         if "Pipe" in modes:
             raise ValidationException(
                 "TrainingInputMode Pipe is not supported by Homeport; use File or FastFile."
@@ -87,17 +90,20 @@ class TrainingService:
         for channel in spec.get("InputDataConfig", []):
             if "S3DataSource" not in channel.get("DataSource", {}):
                 raise ValidationException(
-                    f"Channel {channel['ChannelName']}: only DataSource.S3DataSource is supported by Homeport."
+                    f"Channel {channel['ChannelName']}: only DataSource.S3DataSource is supported "
+                    "by Homeport."
                 )
             if channel["DataSource"]["S3DataSource"].get("S3DataType") not in ("S3Prefix", "ManifestFile"):
                 raise ValidationException(
-                    f"Channel {channel['ChannelName']}: S3DataType must be S3Prefix or ManifestFile on Homeport."
+                    f"Channel {channel['ChannelName']}: S3DataType must be S3Prefix or ManifestFile "
+                    "on Homeport."
                 )
         max_runtime = spec.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME)
         if max_runtime > MAX_RUNTIME_LIMIT:
             raise ValidationException(
-                f"1 validation error detected: Value '{max_runtime}' at 'stoppingCondition.maxRuntimeInSeconds' "
-                f"failed to satisfy constraint: Member must have value less than or equal to {MAX_RUNTIME_LIMIT}"
+                f"1 validation error detected: Value '{max_runtime}' at "
+                "'stoppingCondition.maxRuntimeInSeconds' failed to satisfy constraint: "
+                f"Member must have value less than or equal to {MAX_RUNTIME_LIMIT}"
             )
         problem = metrics.compile_error(spec)
         if problem:

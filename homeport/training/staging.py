@@ -70,7 +70,7 @@ def _not_found(uri: str) -> StagingError:
     bucket = uri[len("s3://") :].split("/", 1)[0]
     return StagingError(
         f'ClientError: No S3 objects found under S3 URL "{uri}" given in input data source. Please ensure '
-        f'that the bucket exists in the selected region, that objects exist under that S3 prefix, and that '
+        f"that the bucket exists in the selected region, that objects exist under that S3 prefix, and that "
         f'the role has "s3:ListBucket" permissions on bucket "{bucket}".'
     )
 
@@ -95,7 +95,9 @@ def _manifest_entries(store: ObjectStore, uri: S3Uri) -> list[tuple[ObjectInfo, 
         key = prefix.key + rel
         info = store.head(S3Uri(prefix.bucket, key))
         if info is None:
-            raise StagingError(f"ClientError: object s3://{prefix.bucket}/{key} listed in manifest {uri} not found")
+            raise StagingError(
+                f"ClientError: object s3://{prefix.bucket}/{key} listed in manifest {uri} not found"
+            )
         entries.append((info, rel))
     return entries
 

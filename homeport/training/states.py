@@ -60,7 +60,9 @@ ALLOWED: dict[Secondary, frozenset[Secondary]] = {
     Secondary.STARTING: frozenset(
         {Secondary.PENDING, Secondary.DOWNLOADING, Secondary.STOPPING, Secondary.FAILED, Secondary.STOPPED}
     ),
-    Secondary.PENDING: frozenset({Secondary.DOWNLOADING, Secondary.STOPPING, Secondary.FAILED, Secondary.STOPPED}),
+    Secondary.PENDING: frozenset(
+        {Secondary.DOWNLOADING, Secondary.STOPPING, Secondary.FAILED, Secondary.STOPPED}
+    ),
     Secondary.DOWNLOADING: frozenset({Secondary.TRAINING, Secondary.STOPPING, Secondary.FAILED}),
     Secondary.TRAINING: frozenset(
         {Secondary.UPLOADING, Secondary.STOPPING, Secondary.FAILED, Secondary.MAX_RUNTIME_EXCEEDED}
@@ -94,7 +96,9 @@ class IllegalTransition(Exception):
 
 
 def new_transitions(now: float) -> list[dict[str, object]]:
-    return [{"Status": Secondary.STARTING.value, "StartTime": now, "StatusMessage": MESSAGES[Secondary.STARTING]}]
+    return [
+        {"Status": Secondary.STARTING.value, "StartTime": now, "StatusMessage": MESSAGES[Secondary.STARTING]}
+    ]
 
 
 def transition(
@@ -112,7 +116,11 @@ def transition(
     now = time.time() if now is None else now
     if rec.transitions and "EndTime" not in rec.transitions[-1]:
         rec.transitions[-1]["EndTime"] = now
-    entry: dict[str, object] = {"Status": to.value, "StartTime": now, "StatusMessage": message or MESSAGES[to]}
+    entry: dict[str, object] = {
+        "Status": to.value,
+        "StartTime": now,
+        "StatusMessage": message or MESSAGES[to],
+    }
     if to in _ENDINGS:
         entry["EndTime"] = now
     rec.transitions.append(entry)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 from botocore.exceptions import ClientError, ParamValidationError
-from conftest import ROLE, Server, training_request, wait_for
+from e2e_support import ROLE, Server, training_request, wait_for
 
 
 def error_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
@@ -93,17 +93,25 @@ def test_missing_required_members_over_raw_http(server: Server) -> None:
     assert body["__type"] == "ValidationException"
     assert body["message"].startswith("2 validation errors detected: ")
     assert "Value null at 'roleArn' failed to satisfy constraint: Member must not be null" in body["message"]
-    assert "Value null at 'outputDataConfig' failed to satisfy constraint: Member must not be null" in body["message"]
+    assert (
+        "Value null at 'outputDataConfig' failed to satisfy constraint: Member must not be null"
+        in body["message"]
+    )
     assert response.headers["x-amzn-RequestId"]
 
 
 def test_unknown_operation_and_bad_json(server: Server) -> None:
     headers = {"Content-Type": "application/x-amz-json-1.1"}
-    r = requests.post(server.url + "/", data="{}", headers={**headers, "X-Amz-Target": "SageMaker.MakeCoffee"},
-                      timeout=10)
+    r = requests.post(
+        server.url + "/", data="{}", headers={**headers, "X-Amz-Target": "SageMaker.MakeCoffee"}, timeout=10
+    )
     assert r.status_code == 400 and r.json()["__type"] == "UnknownOperationException"
-    r = requests.post(server.url + "/", data="{not json",
-                      headers={**headers, "X-Amz-Target": "SageMaker.ListTrainingJobs"}, timeout=10)
+    r = requests.post(
+        server.url + "/",
+        data="{not json",
+        headers={**headers, "X-Amz-Target": "SageMaker.ListTrainingJobs"},
+        timeout=10,
+    )
     assert r.status_code == 400 and r.json()["__type"] == "SerializationException"
 
 
@@ -115,14 +123,17 @@ def test_client_side_validation_still_applies(sm: Any) -> None:
 def test_pipe_mode_and_multi_instance_are_refused_clearly(sm: Any) -> None:
     with pytest.raises(ClientError) as exc:
         sm.create_training_job(
-            **training_request("pipe-job", AlgorithmSpecification={"TrainingImage": "scripted",
-                                                                   "TrainingInputMode": "Pipe"})
+            **training_request(
+                "pipe-job", AlgorithmSpecification={"TrainingImage": "scripted", "TrainingInputMode": "Pipe"}
+            )
         )
     assert error_of(exc)[0] == "ValidationException" and "Pipe" in error_of(exc)[1]
     with pytest.raises(ClientError) as exc:
         sm.create_training_job(
-            **training_request("multi-job", ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2,
-                                                            "VolumeSizeInGB": 1})
+            **training_request(
+                "multi-job",
+                ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1},
+            )
         )
     assert "InstanceCount" in error_of(exc)[1]
 
@@ -138,7 +149,12 @@ def test_list_pagination_filters_and_sort(sm: Any) -> None:
     seen: list[str] = []
     token = None
     while True:
-        kwargs: dict[str, Any] = {"NameContains": prefix, "MaxResults": 3, "SortBy": "Name", "SortOrder": "Ascending"}
+        kwargs: dict[str, Any] = {
+            "NameContains": prefix,
+            "MaxResults": 3,
+            "SortBy": "Name",
+            "SortOrder": "Ascending",
+        }
         if token:
             kwargs["NextToken"] = token
         page = sm.list_training_jobs(**kwargs)
@@ -155,14 +171,26 @@ def test_list_pagination_filters_and_sort(sm: Any) -> None:
     desc = sm.list_training_jobs(NameContains=prefix, SortBy="CreationTime", SortOrder="Descending")
     assert [s["TrainingJobName"] for s in desc["TrainingJobSummaries"]] == list(reversed(names))
     summary = desc["TrainingJobSummaries"][0]
-    assert set(summary) >= {"TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingJobStatus",
-                            "LastModifiedTime", "SecondaryStatus"}
+    assert set(summary) >= {
+        "TrainingJobName",
+        "TrainingJobArn",
+        "CreationTime",
+        "TrainingJobStatus",
+        "LastModifiedTime",
+        "SecondaryStatus",
+    }
     assert sm.list_training_jobs(NameContains=prefix, StatusEquals="Failed")["TrainingJobSummaries"] == []
     completed = sm.list_training_jobs(NameContains=prefix, StatusEquals="Completed", MaxResults=100)
     assert len(completed["TrainingJobSummaries"]) == 7
     assert sm.list_training_jobs(NameContains=prefix, CreationTimeBefore=before)["TrainingJobSummaries"] == []
-    assert len(sm.list_training_jobs(NameContains=prefix, CreationTimeAfter=before,
-                                     MaxResults=100)["TrainingJobSummaries"]) == 7
+    assert (
+        len(
+            sm.list_training_jobs(NameContains=prefix, CreationTimeAfter=before, MaxResults=100)[
+                "TrainingJobSummaries"
+            ]
+        )
+        == 7
+    )
     with pytest.raises(ClientError) as exc:
         sm.list_training_jobs(SortOrder="Sideways")
     assert "Member must satisfy enum value set" in error_of(exc)[1]
@@ -204,6 +232,8 @@ def test_health_and_role_echo(server: Server, sm: Any) -> None:
 
 def test_max_runtime_over_28_days_is_refused(sm: Any) -> None:
     with pytest.raises(ClientError) as exc:
-        sm.create_training_job(**training_request("too-long-limit", StoppingCondition={"MaxRuntimeInSeconds": 2419201}))
+        sm.create_training_job(
+            **training_request("too-long-limit", StoppingCondition={"MaxRuntimeInSeconds": 2419201})
+        )
     code, message = error_of(exc)
     assert code == "ValidationException" and "stoppingCondition.maxRuntimeInSeconds" in message

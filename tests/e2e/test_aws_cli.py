@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import ROLE, Server
+from e2e_support import ROLE, Server
 
 AWS = str(Path(sys.executable).parent / "aws")
 
@@ -35,17 +35,23 @@ def test_aws_cli_training_job_round_trip(server: Server, data_bucket: str) -> No
         "InputDataConfig": [
             {
                 "ChannelName": "train",
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{data_bucket}/train/"}},
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{data_bucket}/train/"}
+                },
             }
         ],
         "OutputDataConfig": {"S3OutputPath": "s3://output/cli"},
         "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5},
         "StoppingCondition": {"MaxRuntimeInSeconds": 300},
     }
-    created = json.loads(aws(server, "sagemaker", "create-training-job", "--cli-input-json", json.dumps(spec)).stdout)
+    created = json.loads(
+        aws(server, "sagemaker", "create-training-job", "--cli-input-json", json.dumps(spec)).stdout
+    )
     assert created["TrainingJobArn"].endswith(":training-job/cli-job")
     aws(server, "sagemaker", "wait", "training-job-completed-or-stopped", "--training-job-name", "cli-job")
-    desc = json.loads(aws(server, "sagemaker", "describe-training-job", "--training-job-name", "cli-job").stdout)
+    desc = json.loads(
+        aws(server, "sagemaker", "describe-training-job", "--training-job-name", "cli-job").stdout
+    )
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     assert desc["ModelArtifacts"]["S3ModelArtifacts"] == "s3://output/cli/cli-job/output/model.tar.gz"
     listed = json.loads(aws(server, "sagemaker", "list-training-jobs", "--name-contains", "cli-job").stdout)
@@ -53,7 +59,18 @@ def test_aws_cli_training_job_round_trip(server: Server, data_bucket: str) -> No
     missing = aws(server, "sagemaker", "describe-training-job", "--training-job-name", "nope", check=False)
     assert missing.returncode != 0
     assert "ValidationException" in missing.stderr and "Requested resource not found." in missing.stderr
-    bad = aws(server, "sagemaker", "create-training-job", "--cli-input-json",
-              json.dumps({**spec, "TrainingJobName": "cli-bad", "ResourceConfig": {
-                  "InstanceType": "gpu-box-1", "InstanceCount": 1, "VolumeSizeInGB": 5}}), check=False)
+    bad = aws(
+        server,
+        "sagemaker",
+        "create-training-job",
+        "--cli-input-json",
+        json.dumps(
+            {
+                **spec,
+                "TrainingJobName": "cli-bad",
+                "ResourceConfig": {"InstanceType": "gpu-box-1", "InstanceCount": 1, "VolumeSizeInGB": 5},
+            }
+        ),
+        check=False,
+    )
     assert bad.returncode != 0 and "resourceConfig.instanceType" in bad.stderr

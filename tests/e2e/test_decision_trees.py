@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from conftest import DECISION_TREES, IRIS, Server, training_request, wait_for
+from e2e_support import DECISION_TREES, IRIS, Server, training_request, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +54,16 @@ def test_decision_trees_trains_on_iris(server: Server, sm: Any, tmp_path: Path, 
         "print(m.predict([[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]).tolist()); print(m.get_n_leaves())"
     )
     out = subprocess.run(
-        [str(Path(venv) / "bin" / "python"), "-c", script, str(tmp_path / "model" / "decision-tree-model.pkl")],
-        capture_output=True, text=True, check=True, timeout=120,
+        [
+            str(Path(venv) / "bin" / "python"),
+            "-c",
+            script,
+            str(tmp_path / "model" / "decision-tree-model.pkl"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     ).stdout.splitlines()
     assert out[0] == "['setosa', 'virginica']"
     assert int(out[1]) <= 5  # max_leaf_nodes from hyperparameters.json reached the training code

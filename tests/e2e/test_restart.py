@@ -6,7 +6,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from conftest import SCRIPTED, job_processes, start_server, training_request, wait_for, wait_secondary
+from e2e_support import SCRIPTED, job_processes, start_server, training_request, wait_for, wait_secondary
 
 
 def test_kill9_mid_training_leaves_no_orphans_and_fails_the_job(tmp_path: Path) -> None:
@@ -88,7 +88,9 @@ def test_queued_job_runs_after_restart(tmp_path: Path) -> None:
 def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     srv = start_server(tmp_path)
     try:
-        result = srv.homeport("server", "--port", "1", "--data-dir", str(srv.data_dir), check=False, timeout=60)
+        result = srv.homeport(
+            "server", "--port", "1", "--data-dir", str(srv.data_dir), check=False, timeout=60
+        )
         assert result.returncode == 2
         assert "already using the data dir" in result.stderr
     finally:

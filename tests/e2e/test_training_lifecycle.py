@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, WaiterError
-from conftest import Server, job_processes, training_request, wait_for, wait_secondary
+from e2e_support import Server, job_processes, training_request, wait_for, wait_secondary
 
 
 def fetch_tar(server: Server, uri: str, tmp_path: Path) -> tarfile.TarFile:
@@ -25,7 +25,9 @@ def read_member(tar: tarfile.TarFile, name: str) -> str:
     return member.read().decode()
 
 
-def test_successful_job_follows_the_contract(server: Server, sm: Any, data_bucket: str, tmp_path: Path) -> None:
+def test_successful_job_follows_the_contract(
+    server: Server, sm: Any, data_bucket: str, tmp_path: Path
+) -> None:
     name = "contract-Job-1"
     request = training_request(
         name,
@@ -35,7 +37,9 @@ def test_successful_job_follows_the_contract(server: Server, sm: Any, data_bucke
             {
                 "ChannelName": "train",
                 "ContentType": "text/csv",
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{data_bucket}/train"}},
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{data_bucket}/train"}
+                },
             }
         ],
         AlgorithmSpecification={
@@ -60,7 +64,11 @@ def test_successful_job_follows_the_contract(server: Server, sm: Any, data_bucke
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     assert desc["SecondaryStatus"] == "Completed"
     assert [t["Status"] for t in desc["SecondaryStatusTransitions"]] == [
-        "Starting", "Downloading", "Training", "Uploading", "Completed"
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
     ]
     assert all("EndTime" in t for t in desc["SecondaryStatusTransitions"])
     assert desc["ModelArtifacts"]["S3ModelArtifacts"] == f"s3://output/jobs/{name}/output/model.tar.gz"
@@ -81,7 +89,11 @@ def test_successful_job_follows_the_contract(server: Server, sm: Any, data_bucke
     assert contract["argv"][0] == "/opt/program/train" or contract["argv"][0].endswith("/train")
     assert contract["hostname"] == "algo-1"
     assert contract["algo_1"].startswith("127.")
-    assert contract["config"]["hyperparameters.json"] == {"behaviour": "succeed", "lr": "0.1", "nested": '{"a": [1, 2]}'}
+    assert contract["config"]["hyperparameters.json"] == {
+        "behaviour": "succeed",
+        "lr": "0.1",
+        "nested": '{"a": [1, 2]}',
+    }
     assert contract["config"]["inputdataconfig.json"] == {
         "train": {
             "ContentType": "text/csv",
@@ -100,7 +112,9 @@ def test_successful_job_follows_the_contract(server: Server, sm: Any, data_bucke
     assert env["TRAINING_JOB_ARN"] == arn
     assert env["MY_FLAG"] == "on"
     assert "HOMEPORT_HOME" not in env  # the server's environment does not leak in
-    assert contract["python"].startswith(str(Path.home())) or "venv" in contract["python"] or contract["python"]
+    assert (
+        contract["python"].startswith(str(Path.home())) or "venv" in contract["python"] or contract["python"]
+    )
     assert contract["tmp"] == []  # a private /tmp
     # output.tar.gz holds /opt/ml/output/data
     out = fetch_tar(server, f"s3://output/jobs/{name}/output/output.tar.gz", tmp_path)
@@ -153,17 +167,24 @@ def test_missing_input_prefix_fails_like_sagemaker(server: Server, sm: Any) -> N
     sm.create_training_job(**training_request("no-data", InputDataConfig=[channel]))
     desc = wait_for(sm, "no-data")
     assert desc["TrainingJobStatus"] == "Failed"
-    assert desc["FailureReason"].startswith('ClientError: No S3 objects found under S3 URL "s3://data/nothing-here"')
+    assert desc["FailureReason"].startswith(
+        'ClientError: No S3 objects found under S3 URL "s3://data/nothing-here"'
+    )
 
 
 def test_manifest_channel(server: Server, sm: Any, data_bucket: str, tmp_path: Path) -> None:
     manifest = tmp_path / "train.manifest"
-    manifest.write_text(json.dumps([{"prefix": f"s3://{data_bucket}/train/"}, "part-a.csv", "nested/part-b.csv"]))
+    manifest.write_text(
+        json.dumps([{"prefix": f"s3://{data_bucket}/train/"}, "part-a.csv", "nested/part-b.csv"])
+    )
     server.cp(str(manifest), f"s3://{data_bucket}/manifests/train.manifest")
     channel = {
         "ChannelName": "training",
         "DataSource": {
-            "S3DataSource": {"S3DataType": "ManifestFile", "S3Uri": f"s3://{data_bucket}/manifests/train.manifest"}
+            "S3DataSource": {
+                "S3DataType": "ManifestFile",
+                "S3Uri": f"s3://{data_bucket}/manifests/train.manifest",
+            }
         },
     }
     sm.create_training_job(**training_request("manifest-job", InputDataConfig=[channel]))
@@ -193,7 +214,9 @@ def test_container_entrypoint_and_arguments(server: Server, sm: Any, tmp_path: P
 
 
 def test_stop_sends_sigterm_and_still_uploads(server: Server, sm: Any, tmp_path: Path) -> None:
-    sm.create_training_job(**training_request("stop-me", HyperParameters={"behaviour": "sleep", "seconds": "120"}))
+    sm.create_training_job(
+        **training_request("stop-me", HyperParameters={"behaviour": "sleep", "seconds": "120"})
+    )
     wait_secondary(sm, "stop-me", "Training")
     time.sleep(1.0)
     sm.stop_training_job(TrainingJobName="stop-me")
@@ -248,13 +271,15 @@ def test_max_runtime_is_enforced_and_uploads(server: Server, sm: Any, tmp_path: 
 
 
 def test_stop_a_job_queued_behind_capacity(tmp_path: Path) -> None:
-    from conftest import SCRIPTED, start_server
+    from e2e_support import SCRIPTED, start_server
 
     srv = start_server(tmp_path, "--max-concurrent-jobs", "1", "--stop-grace", "2")
     try:
         srv.add_image("scripted", SCRIPTED)
         sm = srv.sagemaker()
-        sm.create_training_job(**training_request("first", HyperParameters={"behaviour": "sleep", "seconds": "60"}))
+        sm.create_training_job(
+            **training_request("first", HyperParameters={"behaviour": "sleep", "seconds": "60"})
+        )
         wait_secondary(sm, "first", "Training")
         sm.create_training_job(**training_request("second", HyperParameters={"behaviour": "succeed"}))
         desc = sm.describe_training_job(TrainingJobName="second")
@@ -290,3 +315,30 @@ def test_training_with_io_of_a_bigger_model(server: Server, sm: Any, tmp_path: P
     assert member.size == 20 * 1024 * 1024
     buf = tar.extractfile(member)
     assert buf is not None and len(buf.read()) == member.size
+
+
+def test_logs_follow_streams_until_the_job_ends(server: Server, sm: Any) -> None:
+    import subprocess
+
+    from e2e_support import HOMEPORT
+
+    sm.create_training_job(
+        **training_request("follow-me", HyperParameters={"behaviour": "sleep", "seconds": "60"})
+    )
+    follower = subprocess.Popen(
+        [HOMEPORT, "logs", "follow-me", "-f", "--data-dir", str(server.data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=server.env(),
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().strip() == "contract recorded"  # arrives while the job runs
+        assert sm.describe_training_job(TrainingJobName="follow-me")["TrainingJobStatus"] == "InProgress"
+        sm.stop_training_job(TrainingJobName="follow-me")
+        rest = follower.stdout.read()
+        assert follower.wait(timeout=30) == 0  # -f ends by itself once the job is over
+        assert "got SIGTERM, saved" in rest
+    finally:
+        if follower.poll() is None:
+            follower.kill()

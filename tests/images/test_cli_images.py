@@ -28,7 +28,8 @@ def registry_at(data_dir: Path) -> ImageRegistry:
     return ImageRegistry(settings.images_dir, VenvCache(settings.venvs_dir))
 
 
-def test_add_ls_rm(data_dir: Path) -> None:
+def test_add_ls_rm(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HOMEPORT_VENV_CACHE", raising=False)  # venvs then live in the data dir
     added = runner.invoke(
         app,
         [
