@@ -29,6 +29,10 @@ class Settings:
     max_concurrent_jobs: int = 4
     # StopTrainingJob: SIGTERM, wait this long, then SIGKILL (SageMaker: 120 s).
     stop_grace_seconds: float = 120.0
+    # Endpoint instances: SIGTERM, then SIGKILL this much later (SageMaker: 30 s).
+    instance_stop_grace_seconds: float = 30.0
+    # How often every serving instance is health-checked with GET /ping.
+    health_check_seconds: float = 2.0
     # gzip level of model.tar.gz / output.tar.gz.
     compression_level: int = 6
     # How often a running job's lease is renewed, and when an unrenewed lease is dead.
@@ -55,6 +59,14 @@ class Settings:
         # Venvs are pure caches keyed by content: several data dirs may share one folder.
         override = os.environ.get("HOMEPORT_VENV_CACHE")
         return Path(override).expanduser() if override else self.data_dir / "venvs"
+
+    @property
+    def endpoints_dir(self) -> Path:
+        return self.data_dir / "endpoints"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "model-cache"
 
     @property
     def logs_dir(self) -> Path:

@@ -113,3 +113,28 @@ class RuntimeUnavailable(HomeportError):
 
     code = "InternalFailure"
     status = 500
+
+
+class ModelError(HomeportError):
+    """The serving container answered an invocation with an error (SageMaker Runtime's 424)."""
+
+    code = "ModelError"
+    status = 424
+
+    def __init__(
+        self, message: str, original_status: int, original_message: str, log_stream_arn: str
+    ) -> None:
+        super().__init__(message)
+        self.original_status = original_status
+        self.original_message = original_message
+        self.log_stream_arn = log_stream_arn
+
+
+class ServiceUnavailable(HomeportError):
+    code = "ServiceUnavailable"
+    status = 503
+
+
+class PayloadTooLarge(HomeportError):
+    code = "ValidationError"
+    status = 413

@@ -21,12 +21,18 @@ from typing import IO
 
 from starlette.applications import Starlette
 
-from homeport.api import tags_api, training_api
+from homeport.api import hosting_api, tags_api, training_api
 from homeport.api.app import build_app
 from homeport.api.operations import OperationTable
+from homeport.api.runtime_api import ASGIApp, RuntimeEdge
 from homeport.api.service_model import load_service_model
 from homeport.api.validation import precompile
 from homeport.config import Settings
+from homeport.hosting.controller import EndpointController
+from homeport.hosting.deployment import InstanceFactory
+from homeport.hosting.model_data import ModelDataCache
+from homeport.hosting.router import Router
+from homeport.hosting.service import HostingService
 from homeport.images.registry import ImageRegistry
 from homeport.images.venvs import VenvCache
 from homeport.logs.streams import LogStore
@@ -75,6 +81,9 @@ class Homeport:
     runner: TrainingRunner
     scheduler: JobScheduler
     training: TrainingService
+    router: Router
+    controller: EndpointController
+    hosting: HostingService
     operations: OperationTable
     owner: str
     dead_prefix: str
@@ -96,10 +105,26 @@ def compose(settings: Settings) -> Homeport:
     runner = TrainingRunner(settings, store, objects, images, runtime, logs, owner)
     scheduler = JobScheduler(settings.max_concurrent_jobs, runner.run)
     training = TrainingService(settings, store, scheduler)
+    router = Router()
+    factory = InstanceFactory(
+        runtime, logs, settings.endpoints_dir, settings.region, settings.instance_stop_grace_seconds
+    )
+    model_data = ModelDataCache(settings.model_cache_dir, objects)
+    controller = EndpointController(settings, store, images, model_data, factory, router)
+    hosting = HostingService(settings, store, controller)
     operations = OperationTable()
     training_api.register(operations, training)
+    hosting_api.register(operations, hosting)
     tags_api.register(
-        operations, settings, store, {"training-job": lambda name: store.get_training_job(name) is not None}
+        operations,
+        settings,
+        store,
+        {
+            "training-job": lambda name: store.get_training_job(name) is not None,
+            "model": lambda name: store.get_model(name) is not None,
+            "endpoint-config": lambda name: store.get_endpoint_config(name) is not None,
+            "endpoint": lambda name: store.get_endpoint(name) is not None,
+        },
     )
     return Homeport(
         settings,
@@ -111,13 +136,16 @@ def compose(settings: Settings) -> Homeport:
         runner,
         scheduler,
         training,
+        router,
+        controller,
+        hosting,
         operations,
         owner,
         prefix,
     )
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings) -> ASGIApp:
     lock = lock_data_dir(settings.data_dir)
     hp = compose(settings)
     stop_reaper = threading.Event()
@@ -135,16 +163,21 @@ def create_app(settings: Settings) -> Starlette:
         reconcile_training(hp.store, hp.runner, hp.scheduler, hp.owner, hp.dead_prefix, startup=True)
         thread = threading.Thread(target=reaper, name="reaper", daemon=True)
         thread.start()
+        hp.controller.restore()
+        hp.controller.start_monitor()
         try:
             yield
         finally:
             stop_reaper.set()
+            hp.controller.shutdown()
+            await hp.router.close()
             hp.store.close()
             lock.close()
 
-    app = build_app(hp.operations, lifespan)
+    edge = RuntimeEdge(settings, hp.store, hp.router)
+    app = build_app(hp.operations, lifespan, edge.routes())
     app.state.homeport = hp
-    return app
+    return edge.wrap(app)
 
 
 def serve(settings: Settings) -> None:

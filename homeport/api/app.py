@@ -7,14 +7,14 @@ the metadata store and object store synchronously) runs in Starlette's thread po
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from homeport.api import protocol
 from homeport.api.operations import OperationTable
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 def build_app(
     operations: OperationTable,
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> Starlette:
     async def control_plane(request: Request) -> Response:
         request_id = protocol.new_request_id()
@@ -62,6 +63,7 @@ def build_app(
         routes=[
             Route("/", control_plane, methods=["POST"]),
             Route("/_homeport/health", health, methods=["GET"]),
+            *extra_routes,
         ],
         lifespan=lifespan or _no_lifespan,
     )

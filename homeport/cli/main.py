@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -51,6 +50,12 @@ def server(
     max_concurrent_jobs: Annotated[int, typer.Option(help="Training jobs run at once; more wait.")] = 4,
     stop_grace: Annotated[float, typer.Option(help="Seconds between SIGTERM and SIGKILL on stop.")] = 120.0,
     compression_level: Annotated[int, typer.Option(help="gzip level of model.tar.gz.", min=0, max=9)] = 6,
+    instance_stop_grace: Annotated[
+        float, typer.Option(help="Seconds between SIGTERM and SIGKILL when an endpoint instance stops.")
+    ] = 30.0,
+    health_check_interval: Annotated[
+        float, typer.Option(help="Seconds between /ping checks of instances.")
+    ] = 2.0,
 ) -> None:
     """Run the Homeport server (SageMaker API on POST /)."""
     from homeport.errors import RuntimeUnavailable
@@ -70,6 +75,8 @@ def server(
         max_concurrent_jobs=max_concurrent_jobs,
         stop_grace_seconds=stop_grace,
         compression_level=compression_level,
+        instance_stop_grace_seconds=instance_stop_grace,
+        health_check_seconds=health_check_interval,
     )
     try:
         err.print(f"Homeport on http://{host}:{port} (data dir {settings.data_dir}, runtime {runtime})")
@@ -115,26 +122,33 @@ def cp(
 
 @app.command()
 def logs(
-    job: Annotated[str, typer.Argument(help="Training job name.")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    job: Annotated[str | None, typer.Argument(help="Training job name.")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="Print an endpoint's instance logs.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job/endpoint ends.")
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Print a training job's log stream (JOB/algo-1)."""
-    from homeport.logs.streams import LogStore
-    from homeport.training.runner import LOG_GROUP, log_stream
+    """Print a training job's log stream (JOB/algo-1), or an endpoint's (--endpoint NAME)."""
+    from homeport.logs.follow import print_endpoint_logs, print_job_logs
 
     settings = Settings(data_dir=(data_dir or default_home()).expanduser())
-    store = LogStore(settings.logs_dir)
-    stream = log_stream(job)
-    if not follow and not store.exists(LOG_GROUP, stream):
-        err.print(f"[red]error:[/red] no log stream {stream} (has the job started?)")
-        raise typer.Exit(1)
+    if (job is None) == (endpoint is None):
+        err.print("[red]error:[/red] give a training job name or --endpoint NAME")
+        raise typer.Exit(2)
     try:
-        for event in store.read(LOG_GROUP, stream, follow=follow):
-            sys.stdout.write(event.message + "\n")
-            sys.stdout.flush()
+        found = (
+            print_job_logs(settings.logs_dir, job, follow)
+            if job is not None
+            else print_endpoint_logs(settings.logs_dir, str(endpoint), follow)
+        )
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    if not found:
+        err.print(f"[red]error:[/red] no logs for {job or endpoint} (has it started?)")
+        raise typer.Exit(1)
 
 
 def main() -> None:

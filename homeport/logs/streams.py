@@ -56,6 +56,20 @@ class LogStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.with_name(path.name + _CLOSED_SUFFIX).touch()
 
+    def reopen(self, group: str, stream: str) -> None:
+        """Forget a close marker (a resource created again under the same name)."""
+        path = self.path(group, stream)
+        path.with_name(path.name + _CLOSED_SUFFIX).unlink(missing_ok=True)
+
+    def streams(self, group: str, prefix: str) -> list[str]:
+        """Names of the streams ``<prefix>/...`` of a group, sorted."""
+        root = self.root / _safe_part(group) / _safe_part(prefix)
+        if not root.is_dir():
+            return []
+        return sorted(
+            f"{prefix}/{p.relative_to(root).as_posix()[: -len('.jsonl')]}" for p in root.rglob("*.jsonl")
+        )
+
     def exists(self, group: str, stream: str) -> bool:
         return self.path(group, stream).exists()
 

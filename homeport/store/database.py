@@ -1,21 +1,26 @@
-"""The metadata store: training jobs and tags in SQLite (WAL) or PostgreSQL, via SQLAlchemy Core.
+"""The metadata store: training jobs, hosting resources and tags in SQLite (WAL) or PostgreSQL.
 
-``Store`` owns the engine and its connection pool, runs the Alembic migrations shipped in
-``migrations/``, and turns rows into :class:`TrainingJobRecord` and back. It is safe to share
-between threads: every method checks a pooled connection out for one transaction.
+``Store`` owns the SQLAlchemy engine and its connection pool, runs the Alembic migrations shipped
+in ``migrations/``, and turns rows into the records of :mod:`homeport.store.records` and back.
+It is safe to share between threads: every method checks a pooled connection out for one
+transaction.
+
+Every resource table is keyed by ``name_key`` (the lower-cased name: SageMaker names are unique
+case-insensitively) and the records keep the client's spelling in ``name``; the generic
+``_insert``/``_get``/``_update``/``_delete``/``_list`` helpers serve all of them, and the public
+methods only name the table, the record class and the error wording.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
+import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -25,9 +30,17 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from homeport.errors import AlreadyExistsError, StoreError
-from homeport.store.records import TrainingJobQuery, TrainingJobRecord
+from homeport.store.listing import ListQuery, list_page
+from homeport.store.records import (
+    EndpointConfigRecord,
+    EndpointRecord,
+    ModelRecord,
+    ResourceQuery,
+    TrainingJobQuery,
+    TrainingJobRecord,
+)
+from homeport.store.schema import endpoint_configs, endpoints, models, training_jobs
 from homeport.store.schema import tags as tags_table
-from homeport.store.schema import training_jobs
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -36,17 +49,16 @@ _BUSY_TIMEOUT_MS = 30_000
 _WRITE_OPTION = "homeport_write"
 # Arbitrary constant: the PostgreSQL advisory lock that serialises concurrent migrate() calls.
 _MIGRATE_LOCK_ID = 0x486F6D65706F7274 & 0x7FFFFFFFFFFFFFFF
-_INVALID_TOKEN = "Invalid pagination token"
 
-_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(TrainingJobRecord))
-_SORT_COLUMNS: dict[str, sa.ColumnElement[Any]] = {
-    "Name": training_jobs.c.name_key,
-    "CreationTime": training_jobs.c.creation_time,
-    "Status": training_jobs.c.status,
-}
-_SORT_ORDERS = ("Ascending", "Descending")
 
-_GET_JOB = sa.select(training_jobs).where(training_jobs.c.name_key == sa.bindparam("name_key"))
+class _Record(Protocol):
+    """What the generic helpers need of a record: a dataclass with a ``name``."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+    name: str
+
+
+_R = TypeVar("_R", bound=_Record)
 
 
 def _dump_json(value: Any) -> str:
@@ -55,23 +67,33 @@ def _dump_json(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
-def _record(row: sa.RowMapping) -> TrainingJobRecord:
-    return TrainingJobRecord(**{f: row[f] for f in _FIELDS})
+@functools.cache
+def _fields(cls: type[_Record]) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def _row_values(rec: TrainingJobRecord) -> dict[str, Any]:
-    values = {f: getattr(rec, f) for f in _FIELDS}
+@functools.cache
+def _by_key(table: sa.Table) -> sa.Select[Any]:
+    return sa.select(table).where(table.c.name_key == sa.bindparam("name_key"))
+
+
+def _record(cls: type[_R], row: sa.RowMapping) -> _R:
+    return cls(**{f: row[f] for f in _fields(cls)})
+
+
+def _row_values(rec: _Record) -> dict[str, Any]:
+    values = {f: getattr(rec, f) for f in _fields(type(rec))}
     values["name_key"] = rec.name.lower()
     return values
 
 
-def _execute_write(conn: sa.Connection, stmt: sa.Executable) -> None:
+def _execute_write(conn: sa.Connection, stmt: sa.Executable, noun: str) -> None:
     try:
         conn.execute(stmt)
     except (ValueError, TypeError) as exc:
         # psycopg serialises JSON parameters itself and lets the encoder's error through
         # unwrapped (SQLite's comes wrapped in StatementError): the same StoreError for both.
-        raise StoreError(f"Training job record cannot be stored: {exc}") from exc
+        raise StoreError(f"{noun} record cannot be stored: {exc}") from exc
 
 
 def _is_unique_violation(exc: sa.exc.IntegrityError) -> bool:
@@ -105,45 +127,8 @@ def _on_sqlite_begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN")
 
 
-def encode_token(sort_by: str, sort_order: str, key: list[Any]) -> str:
-    payload = json.dumps({"s": sort_by, "o": sort_order, "k": key}, separators=(",", ":"))
-    return base64.urlsafe_b64encode(payload.encode()).decode("ascii")
-
-
-def decode_token(token: str, sort_by: str, sort_order: str) -> list[Any]:
-    """The keyset a token resumes after; ValueError unless it came from the same sort."""
-    try:
-        payload = json.loads(base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise ValueError(_INVALID_TOKEN) from exc
-    if not isinstance(payload, dict) or payload.get("s") != sort_by or payload.get("o") != sort_order:
-        raise ValueError(_INVALID_TOKEN)
-    key = payload.get("k")
-    if sort_by == "Name":
-        valid = isinstance(key, list) and len(key) == 1 and isinstance(key[0], str)
-    elif sort_by == "CreationTime":
-        valid = (
-            isinstance(key, list)
-            and len(key) == 2
-            and isinstance(key[0], int | float)
-            and not isinstance(key[0], bool)
-            and isinstance(key[1], str)
-        )
-    else:
-        valid = isinstance(key, list) and len(key) == 2 and all(isinstance(k, str) for k in key)
-    if not valid:
-        raise ValueError(_INVALID_TOKEN)
-    assert isinstance(key, list)
-    if sort_by == "CreationTime":
-        try:
-            key[0] = float(key[0])  # an int as big as 10**400 is no creation time
-        except OverflowError as exc:
-            raise ValueError(_INVALID_TOKEN) from exc
-    return key
-
-
 class Store:
-    """Training-job records and resource tags behind one SQLAlchemy engine."""
+    """Training jobs, models, endpoint configurations, endpoints and tags behind one engine."""
 
     def __init__(self, url: str) -> None:
         self._url = sa.make_url(url)
@@ -234,24 +219,74 @@ class Store:
         except CommandError as exc:
             raise StoreError(f"Metadata store migration failed: {exc}") from exc
 
+    # -- any resource table --------------------------------------------------------------------
+
+    def _insert(self, table: sa.Table, rec: _Record, noun: str, duplicate: str) -> None:
+        """Insert ``rec``; AlreadyExistsError(duplicate) when its name is taken, in any case."""
+        with self._transaction(write=True) as conn:
+            try:
+                _execute_write(conn, sa.insert(table).values(_row_values(rec)), noun)
+            except sa.exc.IntegrityError as exc:
+                if _is_unique_violation(exc):
+                    raise AlreadyExistsError(duplicate) from None
+                raise
+
+    def _get(self, table: sa.Table, cls: type[_R], name: str) -> _R | None:
+        with self._transaction() as conn:
+            row = conn.execute(_by_key(table), {"name_key": name.lower()}).mappings().first()
+        return None if row is None else _record(cls, row)
+
+    def _update(
+        self, table: sa.Table, cls: type[_R], name: str, mutate: Callable[[_R], None], noun: str
+    ) -> _R:
+        key = name.lower()
+        with self._transaction(write=True) as conn:
+            row = conn.execute(_by_key(table).with_for_update(), {"name_key": key}).mappings().first()
+            if row is None:
+                raise KeyError(name)
+            rec = _record(cls, row)
+            mutate(rec)
+            if rec.name.lower() != key:
+                raise ValueError(f"{noun} {name!r} cannot be renamed to {rec.name!r}")
+            values = _row_values(rec)
+            del values["name_key"]
+            _execute_write(conn, sa.update(table).where(table.c.name_key == key).values(values), noun)
+        return rec
+
+    def _delete(self, table: sa.Table, name: str) -> bool:
+        with self._transaction(write=True) as conn:
+            result = conn.execute(sa.delete(table).where(table.c.name_key == name.lower()))
+        return bool(result.rowcount)
+
+    def _list(self, table: sa.Table, cls: type[_R], q: ListQuery) -> tuple[list[_R], str | None]:
+        with self._transaction() as conn:
+            rows, token = list_page(conn, table, q)
+        return [_record(cls, r) for r in rows], token
+
+    def _in_statuses(self, table: sa.Table, cls: type[_R], statuses: Sequence[str]) -> list[_R]:
+        if not statuses:
+            return []
+        stmt = (
+            sa.select(table)
+            .where(table.c.status.in_(list(statuses)))
+            .order_by(table.c.creation_time, table.c.name_key)
+        )
+        with self._transaction() as conn:
+            return [_record(cls, r) for r in conn.execute(stmt).mappings()]
+
     # -- training jobs -------------------------------------------------------------------------
 
     def insert_training_job(self, rec: TrainingJobRecord) -> None:
-        with self._transaction(write=True) as conn:
-            try:
-                _execute_write(conn, sa.insert(training_jobs).values(_row_values(rec)))
-            except sa.exc.IntegrityError as exc:
-                if _is_unique_violation(exc):
-                    raise AlreadyExistsError(
-                        "Training job names must be unique within an AWS account and region, and a "
-                        f"training job with this name already exists ({rec.arn})"
-                    ) from None
-                raise
+        self._insert(
+            training_jobs,
+            rec,
+            "Training job",
+            "Training job names must be unique within an AWS account and region, and a training job "
+            f"with this name already exists ({rec.arn})",
+        )
 
     def get_training_job(self, name: str) -> TrainingJobRecord | None:
-        with self._transaction() as conn:
-            row = conn.execute(_GET_JOB, {"name_key": name.lower()}).mappings().first()
-        return None if row is None else _record(row)
+        return self._get(training_jobs, TrainingJobRecord, name)
 
     def update_training_job(
         self, name: str, mutate: Callable[[TrainingJobRecord], None]
@@ -260,22 +295,9 @@ class Store:
 
         ``mutate`` runs while the row (SQLite: the database) is locked, so it must be quick and
         must not call the store. If it raises, nothing is written and the exception propagates.
-        Raises KeyError(name) when the job does not exist.
+        Raises KeyError(name) when the job does not exist, ValueError if ``mutate`` renames it.
         """
-        key = name.lower()
-        with self._transaction(write=True) as conn:
-            row = conn.execute(_GET_JOB.with_for_update(), {"name_key": key}).mappings().first()
-            if row is None:
-                raise KeyError(name)
-            rec = _record(row)
-            mutate(rec)
-            if rec.name.lower() != key:
-                raise ValueError(f"update_training_job cannot rename {name!r} to {rec.name!r}")
-            values = _row_values(rec)
-            del values["name_key"]
-            where = training_jobs.c.name_key == key
-            _execute_write(conn, sa.update(training_jobs).where(where).values(values))
-        return rec
+        return self._update(training_jobs, TrainingJobRecord, name, mutate, "Training job")
 
     def list_training_jobs(self, q: TrainingJobQuery) -> tuple[list[TrainingJobRecord], str | None]:
         """One page of jobs matching ``q`` and the token of the next page (None on the last).
@@ -283,57 +305,72 @@ class Store:
         Pagination is by keyset (the last row's sort value and name), so pages neither repeat
         nor skip rows when jobs are created or deleted between requests.
         """
-        column = _SORT_COLUMNS.get(q.sort_by)
-        if column is None:
-            raise ValueError(f"Unknown sort_by: {q.sort_by}")
-        if q.sort_order not in _SORT_ORDERS:
-            raise ValueError(f"Unknown sort_order: {q.sort_order}")
-        if q.max_results < 1:
-            raise ValueError("max_results must be at least 1")
-        tj = training_jobs
-        keyset = [column] if column is tj.c.name_key else [column, tj.c.name_key]
-        descending = q.sort_order == "Descending"
-
-        conditions: list[sa.ColumnElement[bool]] = []
-        if q.name_contains:
-            conditions.append(tj.c.name_key.contains(q.name_contains.lower(), autoescape=True))
-        if q.status_equals is not None:
-            conditions.append(tj.c.status == q.status_equals)
-        bounds = (
-            (tj.c.creation_time, q.creation_time_after, q.creation_time_before),
-            (tj.c.last_modified_time, q.last_modified_time_after, q.last_modified_time_before),
-        )
-        for col, after, before in bounds:
-            if after is not None:
-                conditions.append(col > after)
-            if before is not None:
-                conditions.append(col < before)
-        if q.next_token is not None:
-            resume = decode_token(q.next_token, q.sort_by, q.sort_order)
-            left = sa.tuple_(*keyset) if len(keyset) > 1 else keyset[0]
-            right = sa.tuple_(*[sa.literal(v) for v in resume]) if len(keyset) > 1 else resume[0]
-            conditions.append(left < right if descending else left > right)
-
-        order = [c.desc() if descending else c.asc() for c in keyset]
-        stmt = sa.select(tj).where(*conditions).order_by(*order).limit(q.max_results + 1)
-        with self._transaction() as conn:
-            rows = conn.execute(stmt).mappings().all()
-        records = [_record(r) for r in rows[: q.max_results]]
-        if len(rows) <= q.max_results:
-            return records, None
-        last = rows[q.max_results - 1]
-        return records, encode_token(q.sort_by, q.sort_order, [last[c.name] for c in keyset])
+        return self._list(training_jobs, TrainingJobRecord, q)
 
     def training_jobs_in(self, statuses: Sequence[str]) -> list[TrainingJobRecord]:
         """Every job whose status is one of ``statuses``, oldest first."""
-        if not statuses:
-            return []
-        tj = training_jobs
-        stmt = (
-            sa.select(tj).where(tj.c.status.in_(list(statuses))).order_by(tj.c.creation_time, tj.c.name_key)
+        return self._in_statuses(training_jobs, TrainingJobRecord, statuses)
+
+    # -- models --------------------------------------------------------------------------------
+
+    def insert_model(self, rec: ModelRecord) -> None:
+        self._insert(models, rec, "Model", f'Cannot create already existing model "{rec.arn}".')
+
+    def get_model(self, name: str) -> ModelRecord | None:
+        return self._get(models, ModelRecord, name)
+
+    def delete_model(self, name: str) -> bool:
+        """Delete the model; False when there was none. Its tags are the caller's to delete."""
+        return self._delete(models, name)
+
+    def list_models(self, q: ResourceQuery) -> tuple[list[ModelRecord], str | None]:
+        """One page of models (sort by Name or CreationTime) and the next page's token, if any."""
+        return self._list(models, ModelRecord, q)
+
+    # -- endpoint configurations ---------------------------------------------------------------
+
+    def insert_endpoint_config(self, rec: EndpointConfigRecord) -> None:
+        self._insert(
+            endpoint_configs,
+            rec,
+            "Endpoint configuration",
+            f'Cannot create already existing endpoint configuration "{rec.arn}".',
         )
-        with self._transaction() as conn:
-            return [_record(r) for r in conn.execute(stmt).mappings()]
+
+    def get_endpoint_config(self, name: str) -> EndpointConfigRecord | None:
+        return self._get(endpoint_configs, EndpointConfigRecord, name)
+
+    def delete_endpoint_config(self, name: str) -> bool:
+        """Delete the configuration (endpoints using it keep running); False when there was none."""
+        return self._delete(endpoint_configs, name)
+
+    def list_endpoint_configs(self, q: ResourceQuery) -> tuple[list[EndpointConfigRecord], str | None]:
+        """One page of configurations (sort by Name or CreationTime) and the next page's token."""
+        return self._list(endpoint_configs, EndpointConfigRecord, q)
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def insert_endpoint(self, rec: EndpointRecord) -> None:
+        self._insert(endpoints, rec, "Endpoint", f'Cannot create already existing endpoint "{rec.arn}".')
+
+    def get_endpoint(self, name: str) -> EndpointRecord | None:
+        return self._get(endpoints, EndpointRecord, name)
+
+    def update_endpoint(self, name: str, mutate: Callable[[EndpointRecord], None]) -> EndpointRecord:
+        """Read-modify-write in one transaction, as :meth:`update_training_job` (same rules)."""
+        return self._update(endpoints, EndpointRecord, name, mutate, "Endpoint")
+
+    def delete_endpoint(self, name: str) -> bool:
+        """Delete the endpoint; False when there was none. Its tags are the caller's to delete."""
+        return self._delete(endpoints, name)
+
+    def list_endpoints(self, q: ResourceQuery) -> tuple[list[EndpointRecord], str | None]:
+        """One page of endpoints (every filter; sort by Name, CreationTime or Status)."""
+        return self._list(endpoints, EndpointRecord, q)
+
+    def endpoints_in(self, statuses: Sequence[str]) -> list[EndpointRecord]:
+        """Every endpoint whose status is one of ``statuses``, oldest first."""
+        return self._in_statuses(endpoints, EndpointRecord, statuses)
 
     # -- tags ----------------------------------------------------------------------------------
 
@@ -373,3 +410,8 @@ class Store:
         stmt = sa.select(sa.func.count()).select_from(tags_table).where(tags_table.c.resource_arn == arn)
         with self._transaction() as conn:
             return int(conn.execute(stmt).scalar_one())
+
+    def delete_all_tags(self, arn: str) -> None:
+        """Remove every tag of ``arn`` (its resource was deleted)."""
+        with self._transaction(write=True) as conn:
+            conn.execute(sa.delete(tags_table).where(tags_table.c.resource_arn == arn))

@@ -41,3 +41,52 @@ class TrainingJobQuery:
     sort_order: str = "Descending"  # Ascending | Descending
     max_results: int = 10
     next_token: str | None = None
+
+
+@dataclass
+class ModelRecord:
+    name: str  # as the client spelled it; unique case-insensitively
+    arn: str
+    creation_time: float
+    spec: dict[str, Any]  # the accepted CreateModel request without Tags
+
+
+@dataclass
+class EndpointConfigRecord:
+    name: str
+    arn: str
+    creation_time: float
+    spec: dict[str, Any]  # the accepted CreateEndpointConfig request without Tags
+
+
+@dataclass
+class EndpointRecord:
+    name: str
+    arn: str
+    config_name: str  # the configuration currently serving (or being created)
+    status: str  # EndpointStatus, exact AWS string
+    creation_time: float
+    last_modified_time: float
+    spec: dict[str, Any]  # the accepted CreateEndpoint request without Tags
+    # ProductionVariantSummary entries as DescribeEndpoint returns them (weights, counts, images)
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    failure_reason: str | None = None
+    pending_config_name: str | None = None  # UpdateEndpoint target while Updating
+    lease_owner: str | None = None
+    lease_expires: float | None = None
+
+
+@dataclass(frozen=True)
+class ResourceQuery:
+    """ListModels / ListEndpointConfigs / ListEndpoints filters, already validated at the edge."""
+
+    name_contains: str | None = None
+    status_equals: str | None = None  # endpoints only
+    creation_time_after: float | None = None
+    creation_time_before: float | None = None
+    last_modified_time_after: float | None = None  # endpoints only
+    last_modified_time_before: float | None = None  # endpoints only
+    sort_by: str = "CreationTime"  # Name | CreationTime (| Status for endpoints)
+    sort_order: str = "Descending"
+    max_results: int = 10
+    next_token: str | None = None

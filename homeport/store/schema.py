@@ -67,3 +67,46 @@ tags = sa.Table(
     sa.Column("key", sa.String(), primary_key=True),
     sa.Column("value", sa.String(), nullable=False),
 )
+
+# Real-time hosting. Names are unique case-insensitively per resource type, as for training
+# jobs; endpoints name their configuration by name only (no foreign key), because SageMaker lets
+# a configuration be deleted while an endpoint still runs on it.
+
+
+def _spec_table(name: str) -> sa.Table:
+    """A resource that is its accepted create request and nothing more (it has no status)."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("name_key", sort_key_type(), primary_key=True),
+        sa.Column("name", sa.String(), nullable=False),
+        sa.Column("arn", sa.String(), nullable=False),
+        sa.Column("creation_time", sa.Double(), nullable=False),
+        sa.Column("spec", sa.JSON(), nullable=False),
+        sa.Index(None, "creation_time", "name_key"),
+    )
+
+
+models = _spec_table("models")
+endpoint_configs = _spec_table("endpoint_configs")
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("name_key", sort_key_type(), primary_key=True),
+    sa.Column("name", sa.String(), nullable=False),
+    sa.Column("arn", sa.String(), nullable=False),
+    sa.Column("config_name", sa.String(), nullable=False),
+    sa.Column("status", sort_key_type(), nullable=False),
+    sa.Column("creation_time", sa.Double(), nullable=False),
+    sa.Column("last_modified_time", sa.Double(), nullable=False),
+    sa.Column("spec", sa.JSON(), nullable=False),
+    sa.Column("variants", sa.JSON(), nullable=False),
+    sa.Column("failure_reason", sa.Text(), nullable=True),
+    sa.Column("pending_config_name", sa.String(), nullable=True),
+    sa.Column("lease_owner", sa.String(), nullable=True),
+    sa.Column("lease_expires", sa.Double(), nullable=True),
+    sa.Index(None, "status", "name_key"),
+    sa.Index(None, "creation_time", "name_key"),
+    sa.Index(None, "last_modified_time", "name_key"),
+)

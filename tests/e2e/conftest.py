@@ -16,7 +16,7 @@ from e2e_support import SCRIPTED, Server, start_server
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("homeport"), "--stop-grace", "3")
+    srv = start_server(tmp_path_factory.mktemp("homeport"), "--stop-grace", "3", "--instance-stop-grace", "3")
     srv.add_image("scripted", SCRIPTED)
     try:
         yield srv

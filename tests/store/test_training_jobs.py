@@ -468,7 +468,7 @@ def test_migrations_match_the_schema_module(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     assert diff == []
-    assert version == "0001"
+    assert version == "0002"
 
 
 def test_concurrent_first_migrations(store_url: str) -> None:

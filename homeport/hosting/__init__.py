@@ -1,0 +1,1 @@
+"""Real-time hosting: serving instances, the endpoint controller and the invocation router."""
