@@ -1,4 +1,4 @@
-"""Homeport's end-to-end demo: train the classic decision-trees image on iris with boto3.
+"""Homeport's end-to-end demo: train the classic decision-trees image on iris, deploy it, invoke it.
 
 Run through scripts/demo.sh, which starts the server and registers the image first.
 """
@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -86,6 +87,53 @@ def main() -> None:
             text=True,
         )
         print(f"==> predict {rows} -> {result.stdout.strip()}")
+
+    deploy_and_invoke(sm, args.endpoint_url, name, uri)
+
+
+def deploy_and_invoke(client: Any, endpoint_url: str, name: str, model_data: str) -> None:
+    """CreateModel → CreateEndpointConfig → CreateEndpoint → InvokeEndpoint → delete, as on SageMaker."""
+    print(f"==> deploy {name}: CreateModel, CreateEndpointConfig, CreateEndpoint")
+    client.create_model(
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"Image": "decision-trees:latest", "ModelDataUrl": model_data},
+    )
+    client.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InitialInstanceCount": 2,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    started = time.time()
+    client.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    client.get_waiter("endpoint_in_service").wait(
+        EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300}
+    )
+    print(f"==> endpoint {name} InService with 2 instances after {time.time() - started:.1f} s")
+    runtime = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="homeport",
+        aws_secret_access_key="homeport",
+    )
+    body = "5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n5.9,3.0,4.2,1.5\n"
+    response = runtime.invoke_endpoint(EndpointName=name, Body=body.encode(), ContentType="text/csv")
+    labels = response["Body"].read().decode().split()
+    print(f"==> InvokeEndpoint {body.split()} -> {labels} (variant {response['InvokedProductionVariant']})")
+    client.delete_endpoint(EndpointName=name)
+    client.get_waiter("endpoint_deleted").wait(
+        EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+    )
+    client.delete_endpoint_config(EndpointConfigName=name)
+    client.delete_model(ModelName=name)
+    print("==> endpoint deleted, its processes stopped")
 
 
 if __name__ == "__main__":

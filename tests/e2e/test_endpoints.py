@@ -102,8 +102,12 @@ def processes_with(marker: str) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def echo_image(server: Server) -> str:
+def echo_image(server: Server, sm: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The echo image plus two models of it, echo-v1 (GREETING=hello-v1) and echo-v2."""
     server.add_image("echo-flask", ECHO, "--requirements", str(ECHO / "requirements.txt"))
+    tmp = tmp_path_factory.mktemp("echo-models")
+    echo_model(sm, server, tmp, "echo-v1", "v1", greeting="hello-v1")
+    echo_model(sm, server, tmp, "echo-v2", "v2")
     return "echo-flask"
 
 
@@ -173,8 +177,6 @@ def test_trained_decision_tree_served_by_the_classic_layout(server: Server, sm: 
 def test_two_endpoints_and_a_two_instance_variant(
     server: Server, sm: Any, echo_image: str, tmp_path: Path
 ) -> None:
-    echo_model(sm, server, tmp_path, "echo-v1", "v1", greeting="hello-v1")
-    echo_model(sm, server, tmp_path, "echo-v2", "v2")
     endpoint(sm, "ep-one", [variant("echo-v1", count=2)])
     endpoint(sm, "ep-two", [variant("echo-v2")])
     assert sm.describe_endpoint(EndpointName="ep-one")["EndpointStatus"] == "Creating"
@@ -408,3 +410,48 @@ def test_restart_brings_endpoints_back(tmp_path: Path) -> None:
         assert answer["model"] == "vr" and answer["instance"] != before
     finally:
         srv.stop()
+
+
+def test_unhealthy_instance_leaves_the_route_and_is_replaced(
+    server: Server, sm: Any, echo_image: str
+) -> None:
+    endpoint(sm, "ep-sick", [variant("echo-v1")])
+    in_service(sm, "ep-sick")
+    rt = runtime(server)
+    sick = call(rt, "ep-sick")[0]["instance"]
+    # from now on its /ping answers 503; the process stays up
+    assert rt.invoke_endpoint(EndpointName="ep-sick", Body=b"unhealthy")["Body"].read() == b"ok"
+    deadline = time.time() + 60
+    answer: dict[str, Any] = {}
+    while time.time() < deadline:
+        try:
+            answer = call(rt, "ep-sick")[0]
+            if answer["instance"] != sick:
+                break
+        except ClientError:
+            pass  # between removal and replacement there is no instance to route to
+        time.sleep(0.3)
+    assert answer.get("instance") not in (None, sick)
+    assert sm.describe_endpoint(EndpointName="ep-sick")["EndpointStatus"] == "InService"
+
+
+def test_logs_follow_an_endpoint_until_it_is_deleted(server: Server, sm: Any, echo_image: str) -> None:
+    from e2e_support import HOMEPORT
+
+    endpoint(sm, "ep-follow", [variant("echo-v1")])
+    in_service(sm, "ep-follow")
+    follower = subprocess.Popen(
+        [HOMEPORT, "logs", "--endpoint", "ep-follow", "-f", "--data-dir", str(server.data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=server.env(),
+    )
+    try:
+        assert follower.stdout is not None
+        assert follower.stdout.readline().startswith("[AllTraffic/")
+        sm.delete_endpoint(EndpointName="ep-follow")
+        follower.stdout.read()
+        assert follower.wait(timeout=60) == 0  # -f ends once the endpoint is gone
+    finally:
+        if follower.poll() is None:
+            follower.kill()
