@@ -67,6 +67,7 @@ SERVE_SCRIPT = '''#!/usr/bin/env python
 """A tiny stdlib inference server: GET /ping, POST /invocations on 0.0.0.0:8080."""
 import json
 import os
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL_FILE = "/opt/ml/model/model.txt"
@@ -101,7 +102,9 @@ class Handler(BaseHTTPRequestHandler):
 
 
 ThreadingHTTPServer.allow_reuse_address = True
-ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+server = ThreadingHTTPServer(("0.0.0.0", 8080), Handler)
+print(f"LISTENING {time.time():.6f}", flush=True)
+server.serve_forever()
 '''
 
 
@@ -176,6 +179,22 @@ def ping_in_netns(pid: int) -> bool:
         conn.close()
 
 
+def listening_at(streams: Path, timeout: float = 10) -> float:
+    """The LISTENING timestamp the instance's serve printed, from the endpoint's log streams."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for path in streams.rglob("*.jsonl"):
+            for line in path.read_text().splitlines():
+                try:
+                    message = str(json.loads(line)["m"])
+                except (ValueError, KeyError):
+                    continue
+                if message.startswith("LISTENING "):
+                    return float(message.split()[1])
+        time.sleep(0.01)
+    raise SystemExit(f"no LISTENING line under {streams} after {timeout} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help="measured endpoints (rounds)")
@@ -199,6 +218,11 @@ def main() -> None:
     port = free_port()
     proc: subprocess.Popen[bytes] | None = None
     refs: list[subprocess.Popen[bytes]] = []
+    phases: dict[str, list[float]] = {
+        "create → serve listening": [],
+        "listening → InService (server)": [],
+        "InService → seen by the client": [],
+    }
     server_side: list[float] = []
     deletes: list[float] = []
     try:
@@ -227,6 +251,7 @@ def main() -> None:
         )
 
         def endpoint(name: str) -> float:
+            wall0 = time.time()
             t0 = time.perf_counter()
             sm.create_endpoint(EndpointName=name, EndpointConfigName=CONFIG)
             while True:
@@ -241,7 +266,12 @@ def main() -> None:
                 time.sleep(POLL_S)
             t1 = time.perf_counter()
             if not name.startswith("warmup"):
-                server_side.append(desc["LastModifiedTime"].timestamp() - desc["CreationTime"].timestamp())
+                in_service = desc["LastModifiedTime"].timestamp()
+                listening = listening_at(data_dir / "logs" / "Endpoints" / name)
+                server_side.append(in_service - desc["CreationTime"].timestamp())
+                phases["create → serve listening"].append(listening - wall0)
+                phases["listening → InService (server)"].append(in_service - listening)
+                phases["InService → seen by the client"].append(wall0 + (t1 - t0) - in_service)
             answer = rt.invoke_endpoint(EndpointName=name, Body=BODY, ContentType="text/csv")
             got = json.loads(answer["Body"].read())
             if got != {"model": "bench-model-v1", "bytes": len(BODY)}:
@@ -339,6 +369,7 @@ def main() -> None:
         "netns serve: spawn → /ping 200": samples["netns serve"],
         "delete → describe fails (info)": deletes,
     }
+    rows.update({f"  {phase}": values for phase, values in phases.items()})
     for label, values in rows.items():
         print(
             f"{label:<38}{statistics.median(values) * 1e3:>10.1f}{quantile(values, 90) * 1e3:>9.1f}"

@@ -14,6 +14,16 @@ Setup:
   - ``asgi``: the same as a bare ASGI callable under uvicorn (no Starlette layers);
   - ``raw``: no ASGI server at all, an asyncio Protocol with httptools' request parser (what a
     dedicated data-plane listener would cost);
+  - ``homeport``: the real thing, end to end. A ``homeport server`` (fresh data dir under
+    ``bench/.work/``) with the model image registered by ``homeport image add --requirements``
+    (uvicorn, uvloop, httptools and Starlette pinned to this venv's versions; the venv is built
+    once into ``$HOMEPORT_VENV_CACHE``, default ``~/.cache/homeport-test-venvs``), a model, an
+    endpoint config and an endpoint created through boto3 and awaited to InService; wrk posts
+    to ``http://127.0.0.1:P/endpoints/bench/invocations``, i.e. through the server's
+    InvokeEndpoint edge (``RuntimeEdge.wrap``) and its router, in the one server process that
+    also serves the control plane. With this front the *server's* instance is the instance every
+    path uses (found by an environment marker in ``/proc/*/environ``); without it the bench
+    starts its own ``ProcessRuntime`` sandbox;
 
 * the direct path: wrk run *inside* the instance's network namespace
   (``nsenter --net=/proc/PID/ns/net``) against 127.0.0.1:8080, the same instance process.
@@ -24,7 +34,7 @@ a shared machine hits every path alike. It prints, per front, the median and ran
 per-round ratios front/direct for throughput and of the per-round added p50 latency.
 
     apt-get install -y wrk          # wrk 4.x; nsenter comes with util-linux
-    .venv/bin/python bench/router_overhead.py [--rounds 6] [--duration 4] [--front starlette,asgi,raw]
+    .venv/bin/python bench/router_overhead.py [--rounds 6] [--duration 4] [--front asgi,starlette,homeport]
 
 Needs root (namespaces). Everything started here is stopped by PID at the end.
 """
@@ -34,8 +44,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.metadata
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -51,6 +63,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from endpoint_start import start_server
+from training_start import ROLE, WORK, homeport, stop_server
 
 from homeport.hosting.netns import connect_in_netns
 from homeport.images.model import LocalImage
@@ -82,6 +100,12 @@ app = Starlette(routes=[Route("/ping", ping), Route("/invocations", invocations,
 SERVE = """#!/bin/sh
 exec uvicorn app:app --host 0.0.0.0 --port 8080 --no-access-log --log-level warning
 """
+
+# The image's venv for the homeport front: the serving stack pinned to this venv's versions, so
+# the instance runs the same code as the bench's own sandbox does with ``venv=sys.prefix``.
+SERVING_STACK = ("uvicorn", "uvloop", "httptools", "starlette")
+MARKER_VAR = "HOMEPORT_BENCH_ROUTER"
+FRONTS = ("starlette", "asgi", "raw", "homeport")
 
 POST_LUA = f"""
 wrk.method = "POST"
@@ -264,6 +288,30 @@ async def serve_raw_front(router: Any, publish: Any, port: int) -> None:
 class Sample:
     rps: float
     p50_ms: float
+    requests: int = 0
+    cpu_us: dict[str, float] | None = None  # CPU µs per request of wrk, the front and the instance
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads) so far."""
+    ticks = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def netns_pids(pid: int) -> list[int]:
+    """Every process in the network namespace of ``pid`` (the instance: its PID 1 and its server)."""
+    inode = os.stat(f"/proc/{pid}/ns/net").st_ino
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.stat(entry / "ns" / "net").st_ino == inode:
+                    pids.append(int(entry.name))
+    return pids
 
 
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -286,7 +334,8 @@ def run_wrk(prefix: list[str], url: str, script: Path, connections: int, duratio
         raise RuntimeError(f"errors during the run:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()  # type: ignore[union-attr]
-    return Sample(rps=rps, p50_ms=float(value) * _UNITS[unit])
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Sample(rps=rps, p50_ms=float(value) * _UNITS[unit], requests=requests)
 
 
 def free_port() -> int:
@@ -323,6 +372,104 @@ def wait_front(url: str, front: subprocess.Popen[bytes], timeout: float = 60.0) 
     raise RuntimeError("the front never answered")
 
 
+def requirements() -> str:
+    return "".join(f"{name}=={importlib.metadata.version(name)}\n" for name in SERVING_STACK)
+
+
+def marked_pids(marker: str) -> list[int]:
+    """Pids of processes whose environment holds ``MARKER_VAR=marker`` (the server's instance)."""
+    needle = f"{MARKER_VAR}={marker}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+    return pids
+
+
+@dataclass
+class HomeportSide:
+    """A real ``homeport server`` serving one endpoint, ``bench``, with one instance."""
+
+    server: subprocess.Popen[bytes]
+    port: int
+    sm: Any
+    marker: str
+    instance_pid: int
+
+    @classmethod
+    def start(cls, work: Path, image_root: Path) -> HomeportSide:
+        data_dir = work / "data"
+        data_dir.mkdir()
+        (work / "requirements.txt").write_text(requirements())
+        port = free_port()
+        server = start_server(data_dir, port, work / "server.log")
+        try:
+            print("homeport front: registering the image (builds its venv once) ...", flush=True)
+            homeport(
+                data_dir, "image", "add", "bench-model", str(image_root), "--requirements",
+                str(work / "requirements.txt"),
+            )  # fmt: skip
+            sm = boto3.client(
+                "sagemaker",
+                endpoint_url=f"http://127.0.0.1:{port}",
+                region_name="us-east-1",
+                aws_access_key_id="homeport",
+                aws_secret_access_key="homeport",
+                config=Config(retries={"max_attempts": 1}),
+            )
+            marker = f"{os.getpid()}-{time.time_ns()}"
+            sm.create_model(
+                ModelName="bench",
+                ExecutionRoleArn=ROLE,
+                PrimaryContainer={"Image": "bench-model:latest", "Environment": {MARKER_VAR: marker}},
+            )
+            variant = {
+                "VariantName": "AllTraffic",
+                "ModelName": "bench",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+            sm.create_endpoint_config(EndpointConfigName="bench", ProductionVariants=[variant])
+            sm.create_endpoint(EndpointName="bench", EndpointConfigName="bench")
+            deadline = time.monotonic() + 120
+            while (desc := sm.describe_endpoint(EndpointName="bench"))["EndpointStatus"] != "InService":
+                if desc["EndpointStatus"] != "Creating" or time.monotonic() > deadline:
+                    raise RuntimeError(f"endpoint {desc['EndpointStatus']}: {desc.get('FailureReason')}")
+                time.sleep(0.05)
+            own = os.stat("/proc/self/ns/net").st_ino
+            pids = [p for p in marked_pids(marker) if os.stat(f"/proc/{p}/ns/net").st_ino != own]
+            if not pids:
+                raise RuntimeError("the endpoint's instance process was not found")
+            return cls(server, port, sm, marker, min(pids))
+        except BaseException:
+            stop_server(server)
+            raise
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/endpoints/bench/invocations"
+
+    def stop(self) -> None:
+        """DeleteEndpoint (awaited until gone), stop the server, kill anything of the instance left."""
+        try:
+            self.sm.delete_endpoint(EndpointName="bench")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    self.sm.describe_endpoint(EndpointName="bench")
+                except ClientError:
+                    break
+                time.sleep(0.05)
+        finally:
+            stop_server(self.server)
+            for pid in marked_pids(self.marker):
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+
+
 def summary(values: list[float]) -> str:
     return f"median={statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
@@ -335,7 +482,8 @@ def main() -> None:
         "--front",
         default="starlette,asgi,raw",
         help="comma-separated fronts to measure: starlette (as the API layer), asgi (a bare ASGI app "
-        "under uvicorn), raw (an asyncio Protocol server, no ASGI)",
+        "under uvicorn), raw (an asyncio Protocol server, no ASGI), homeport (the real server, an "
+        "endpoint created through boto3)",
     )
     parser.add_argument(
         "--serve-front", nargs=3, metavar=("KIND", "PORT", "NETNS_PID"), help=argparse.SUPPRESS
@@ -346,14 +494,20 @@ def main() -> None:
         serve_front(kind, int(port), int(pid))
         return
     fronts = [f.strip() for f in args.front.split(",") if f.strip()]
-    if not fronts or not set(fronts) <= {"starlette", "asgi", "raw"}:
-        sys.exit("--front takes starlette, asgi and/or raw")
+    if not fronts or not set(fronts) <= set(FRONTS):
+        sys.exit(f"--front takes {', '.join(FRONTS)}")
     for tool in ("wrk", "nsenter"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is needed (apt-get install -y wrk util-linux)")
 
-    work = Path(tempfile.mkdtemp(prefix="homeport-bench-router-"))
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cpus)")
+    if "homeport" in fronts:  # the server's data dir lives in the git-ignored bench/.work
+        WORK.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="router-overhead-", dir=WORK))
+    else:
+        work = Path(tempfile.mkdtemp(prefix="homeport-bench-router-"))
     instance: ProcessRun | None = None
+    hp: HomeportSide | None = None
     servers: list[subprocess.Popen[bytes]] = []
     try:
         image_root = work / "image"
@@ -375,27 +529,56 @@ def main() -> None:
             network="none",
             scratch=work / "scratch",
         )
-        instance = ProcessRuntime().start(spec)
-        wait_instance(instance)
-
         urls: dict[str, str] = {}
+        front_pids: dict[str, list[int]] = {"direct": []}
+        if "homeport" in fronts:
+            hp = HomeportSide.start(work, image_root)
+            instance_pid = hp.instance_pid
+            urls["homeport"] = hp.url
+            front_pids["homeport"] = [hp.server.pid]
+            wait_front(hp.url, hp.server)
+        else:
+            instance = ProcessRuntime().start(spec)
+            wait_instance(instance)
+            instance_pid = instance.pid
+
+        # The fronts import homeport as this process does (a PYTHONPATH given to the bench first).
+        root = str(Path(__file__).resolve().parent.parent)
+        pythonpath = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), root) if p)
         for kind in fronts:
+            if kind == "homeport":
+                continue
             port = free_port()
             server = subprocess.Popen(
-                [sys.executable, __file__, "--serve-front", kind, str(port), str(instance.pid)],
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                [sys.executable, __file__, "--serve-front", kind, str(port), str(instance_pid)],
+                env={**os.environ, "PYTHONPATH": pythonpath},
             )
             servers.append(server)
+            front_pids[kind] = [server.pid]
             urls[kind] = f"http://127.0.0.1:{port}/endpoints/bench/invocations"
             wait_front(urls[kind], server)
 
-        direct_prefix = ["nsenter", f"--net=/proc/{instance.pid}/ns/net"]
+        direct_prefix = ["nsenter", f"--net=/proc/{instance_pid}/ns/net"]
         direct_url = "http://127.0.0.1:8080/invocations"
 
+        instance_pids = netns_pids(instance_pid)
+
         def measure(path: str, connections: int, duration: int) -> Sample:
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk's (and nsenter's) CPU
+            front0, inst0 = cpu_seconds(front_pids[path]), cpu_seconds(instance_pids)
             if path == "direct":
-                return run_wrk(direct_prefix, direct_url, script, connections, duration)
-            return run_wrk([], urls[path], script, connections, duration)
+                sample = run_wrk(direct_prefix, direct_url, script, connections, duration)
+            else:
+                sample = run_wrk([], urls[path], script, connections, duration)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wrk = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            per = 1e6 / max(1, sample.requests)
+            sample.cpu_us = {
+                "wrk": wrk * per,
+                "front": (cpu_seconds(front_pids[path]) - front0) * per,
+                "instance": (cpu_seconds(instance_pids) - inst0) * per,
+            }
+            return sample
 
         paths = ["direct", *fronts]
         for path in paths:  # warm-up: imports, pooled connections, CPU caches
@@ -404,11 +587,14 @@ def main() -> None:
 
         ratios: dict[str, list[float]] = {kind: [] for kind in fronts}
         added: dict[str, list[float]] = {kind: [] for kind in fronts}
+        cpu16: dict[str, list[dict[str, float]]] = {path: [] for path in paths}
         for round_ in range(args.rounds):
             # Rotate the order each round, and run c1 in the reverse order of c16.
             order = paths[round_ % len(paths) :] + paths[: round_ % len(paths)]
             c16 = {path: measure(path, 16, args.duration) for path in order}
             c1 = {path: measure(path, 1, args.duration) for path in reversed(order)}
+            for path in paths:
+                cpu16[path].append(c16[path].cpu_us or {})
             direct16, direct1 = c16["direct"], c1["direct"]
             line = [f"round {round_ + 1}: direct c16 {direct16.rps:,.0f} rps, c1 p50 {direct1.p50_ms:.3f} ms"]
             for kind in fronts:
@@ -424,6 +610,16 @@ def main() -> None:
         for kind in fronts:
             print(f"RATIO router/direct throughput c16 {summary(ratios[kind])} (front: {kind})")
             print(f"ADDED p50 c1 ms {summary(added[kind])} (front: {kind})")
+        print("CPU µs per request at c16 (median over rounds; /proc utime+stime, wrk from rusage):")
+        cores = os.cpu_count() or 1
+        print(f"  {'path':<10}{'wrk':>8}{'front':>8}{'instance':>10}{'total':>8}   {cores} cores / total")
+        for path in paths:
+            med = {k: statistics.median(r[k] for r in cpu16[path]) for k in ("wrk", "front", "instance")}
+            total = sum(med.values())
+            print(
+                f"  {path:<10}{med['wrk']:>8.1f}{med['front']:>8.1f}{med['instance']:>10.1f}{total:>8.1f}"
+                f"   {cores * 1e6 / total:,.0f} rps"
+            )
     finally:
         for server in servers:
             if server.poll() is None:
@@ -435,7 +631,10 @@ def main() -> None:
                     server.wait()
         if instance is not None:
             instance.kill()
+        if hp is not None:
+            hp.stop()
         shutil.rmtree(work, ignore_errors=True)
+    print(f"load average at end:   {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

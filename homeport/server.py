@@ -7,6 +7,7 @@ reconcile jobs an earlier server left behind, then accept requests.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import IO
 
 from starlette.applications import Starlette
 
-from homeport.api import hosting_api, tags_api, training_api
+from homeport.api import hosting_api, tags_api, training_api, transform_api
 from homeport.api.app import build_app
 from homeport.api.operations import OperationTable
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
@@ -45,6 +46,8 @@ from homeport.training.reconcile import reconcile_training
 from homeport.training.runner import TrainingRunner
 from homeport.training.scheduler import JobScheduler
 from homeport.training.service import TrainingService
+from homeport.transform.runner import TransformRunner
+from homeport.transform.service import TransformService
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,9 @@ class Homeport:
     router: Router
     controller: EndpointController
     hosting: HostingService
+    transform_runner: TransformRunner
+    transform_scheduler: JobScheduler
+    transforms: TransformService
     operations: OperationTable
     owner: str
     dead_prefix: str
@@ -112,9 +118,13 @@ def compose(settings: Settings) -> Homeport:
     model_data = ModelDataCache(settings.model_cache_dir, objects)
     controller = EndpointController(settings, store, images, model_data, factory, router)
     hosting = HostingService(settings, store, controller)
+    transform_runner = TransformRunner(settings, store, objects, images, model_data, factory, router)
+    transform_scheduler = JobScheduler(settings.max_concurrent_jobs, transform_runner.run, name="transform")
+    transforms = TransformService(settings, store, transform_scheduler)
     operations = OperationTable()
     training_api.register(operations, training)
     hosting_api.register(operations, hosting)
+    transform_api.register(operations, transforms)
     tags_api.register(
         operations,
         settings,
@@ -124,6 +134,7 @@ def compose(settings: Settings) -> Homeport:
             "model": lambda name: store.get_model(name) is not None,
             "endpoint-config": lambda name: store.get_endpoint_config(name) is not None,
             "endpoint": lambda name: store.get_endpoint(name) is not None,
+            "transform-job": lambda name: store.get_transform_job(name) is not None,
         },
     )
     return Homeport(
@@ -139,6 +150,9 @@ def compose(settings: Settings) -> Homeport:
         router,
         controller,
         hosting,
+        transform_runner,
+        transform_scheduler,
+        transforms,
         operations,
         owner,
         prefix,
@@ -165,6 +179,9 @@ def create_app(settings: Settings) -> ASGIApp:
         thread.start()
         hp.controller.restore()
         hp.controller.start_monitor()
+        hp.transform_runner.loop = asyncio.get_running_loop()
+        hp.transform_scheduler.start()
+        hp.transforms.settle_after_restart()
         try:
             yield
         finally:

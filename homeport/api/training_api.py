@@ -51,7 +51,7 @@ def summary_shape(rec: TrainingJobRecord) -> dict[str, Any]:
     }
 
 
-def _query(params: dict[str, Any]) -> TrainingJobQuery:
+def training_query(params: dict[str, Any]) -> TrainingJobQuery:
     def ts(member: str) -> float | None:
         return parse_timestamp(params[member], member) if member in params else None
 
@@ -77,7 +77,7 @@ def register(table: OperationTable, service: TrainingService) -> None:
         return describe_shape(service.get(params["TrainingJobName"]))
 
     def list_jobs(params: dict[str, Any]) -> dict[str, Any]:
-        records, token = service.list(_query(params))
+        records, token = service.list(training_query(params))
         return {"TrainingJobSummaries": [summary_shape(r) for r in records], "NextToken": token}
 
     def stop(params: dict[str, Any]) -> dict[str, Any]:

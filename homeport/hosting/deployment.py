@@ -60,6 +60,7 @@ class Deployment:
     config_name: str
     variants: dict[str, VariantPlan]
     holds: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    log_group: str = LOG_GROUP  # "TransformJobs" for a batch transform's instances
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -126,7 +127,7 @@ class InstanceFactory:
         key = f"{deployment.key}/{plan.name}/{instance_id}"
         scratch = self.scratch_root / deployment.key / f"{plan.name}-{instance_id}"
         scratch.mkdir(parents=True, exist_ok=True)
-        writer = self.logs.writer(LOG_GROUP, f"{deployment.endpoint}/{plan.name}/{instance_id}")
+        writer = self.logs.writer(deployment.log_group, f"{deployment.endpoint}/{plan.name}/{instance_id}")
         env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, **plan.env}
         instance = ServingInstance(
             key, self.runtime, plan.image, plan.model_dir, env, writer, scratch, variant=plan.name

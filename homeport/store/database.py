@@ -1,4 +1,4 @@
-"""The metadata store: training jobs, hosting resources and tags in SQLite (WAL) or PostgreSQL.
+"""The metadata store: training jobs, hosting, transform jobs and tags in SQLite (WAL) or PostgreSQL.
 
 ``Store`` owns the SQLAlchemy engine and its connection pool, runs the Alembic migrations shipped
 in ``migrations/``, and turns rows into the records of :mod:`homeport.store.records` and back.
@@ -38,8 +38,9 @@ from homeport.store.records import (
     ResourceQuery,
     TrainingJobQuery,
     TrainingJobRecord,
+    TransformJobRecord,
 )
-from homeport.store.schema import endpoint_configs, endpoints, models, training_jobs
+from homeport.store.schema import endpoint_configs, endpoints, models, training_jobs, transform_jobs
 from homeport.store.schema import tags as tags_table
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -128,7 +129,8 @@ def _on_sqlite_begin(conn: sa.Connection) -> None:
 
 
 class Store:
-    """Training jobs, models, endpoint configurations, endpoints and tags behind one engine."""
+    """Training jobs, models, endpoint configurations, endpoints, transform jobs and tags behind one
+    engine."""
 
     def __init__(self, url: str) -> None:
         self._url = sa.make_url(url)
@@ -371,6 +373,35 @@ class Store:
     def endpoints_in(self, statuses: Sequence[str]) -> list[EndpointRecord]:
         """Every endpoint whose status is one of ``statuses``, oldest first."""
         return self._in_statuses(endpoints, EndpointRecord, statuses)
+
+    # -- transform jobs ------------------------------------------------------------------------
+
+    def insert_transform_job(self, rec: TransformJobRecord) -> None:
+        self._insert(
+            transform_jobs,
+            rec,
+            "Transform job",
+            "Transform job names must be unique within an AWS account and region, and a transform job "
+            f"with this name already exists ({rec.arn})",
+        )
+
+    def get_transform_job(self, name: str) -> TransformJobRecord | None:
+        return self._get(transform_jobs, TransformJobRecord, name)
+
+    def update_transform_job(
+        self, name: str, mutate: Callable[[TransformJobRecord], None]
+    ) -> TransformJobRecord:
+        """Read-modify-write in one transaction, as :meth:`update_training_job` (same rules)."""
+        return self._update(transform_jobs, TransformJobRecord, name, mutate, "Transform job")
+
+    def list_transform_jobs(self, q: TrainingJobQuery) -> tuple[list[TransformJobRecord], str | None]:
+        """One page of transform jobs matching ``q`` (ListTransformJobs has ListTrainingJobs'
+        filters and sorts) and the token of the next page (None on the last)."""
+        return self._list(transform_jobs, TransformJobRecord, q)
+
+    def transform_jobs_in(self, statuses: Sequence[str]) -> list[TransformJobRecord]:
+        """Every transform job whose status is one of ``statuses``, oldest first."""
+        return self._in_statuses(transform_jobs, TransformJobRecord, statuses)
 
     # -- tags ----------------------------------------------------------------------------------
 

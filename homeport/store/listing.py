@@ -24,7 +24,8 @@ _SORT_COLUMNS = {"Name": "name_key", "CreationTime": "creation_time", "Status": 
 
 
 class ListQuery(Protocol):
-    """The filters every List* query record has (TrainingJobQuery, ResourceQuery); read-only."""
+    """The filters every List* query record has (TrainingJobQuery, also used by ListTransformJobs,
+    and ResourceQuery); read-only."""
 
     @property
     def name_contains(self) -> str | None: ...

@@ -90,3 +90,21 @@ class ResourceQuery:
     sort_order: str = "Descending"
     max_results: int = 10
     next_token: str | None = None
+
+
+@dataclass
+class TransformJobRecord:
+    name: str
+    arn: str
+    status: str  # TransformJobStatus, exact AWS string
+    creation_time: float
+    last_modified_time: float
+    spec: dict[str, Any]  # the accepted CreateTransformJob request without Tags
+    failure_reason: str | None = None
+    transform_start_time: float | None = None
+    transform_end_time: float | None = None
+    stop_requested: bool = False
+    # progress, for the CLI: objects and records done / total (total None until known)
+    progress: dict[str, Any] = field(default_factory=dict)
+    lease_owner: str | None = None
+    lease_expires: float | None = None

@@ -110,3 +110,27 @@ endpoints = sa.Table(
     sa.Index(None, "creation_time", "name_key"),
     sa.Index(None, "last_modified_time", "name_key"),
 )
+
+# Batch transform. Named and listed like training jobs (the same filters and sorts); ``progress``
+# is the runner's object/record counts, for the CLI.
+transform_jobs = sa.Table(
+    "transform_jobs",
+    metadata,
+    sa.Column("name_key", sort_key_type(), primary_key=True),
+    sa.Column("name", sa.String(), nullable=False),
+    sa.Column("arn", sa.String(), nullable=False),
+    sa.Column("status", sort_key_type(), nullable=False),
+    sa.Column("creation_time", sa.Double(), nullable=False),
+    sa.Column("last_modified_time", sa.Double(), nullable=False),
+    sa.Column("spec", sa.JSON(), nullable=False),
+    sa.Column("failure_reason", sa.Text(), nullable=True),
+    sa.Column("transform_start_time", sa.Double(), nullable=True),
+    sa.Column("transform_end_time", sa.Double(), nullable=True),
+    sa.Column("stop_requested", sa.Boolean(), nullable=False),
+    sa.Column("progress", sa.JSON(), nullable=False),
+    sa.Column("lease_owner", sa.String(), nullable=True),
+    sa.Column("lease_expires", sa.Double(), nullable=True),
+    sa.Index(None, "status", "name_key"),
+    sa.Index(None, "creation_time", "name_key"),
+    sa.Index(None, "last_modified_time", "name_key"),
+)

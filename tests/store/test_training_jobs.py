@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from homeport.errors import AlreadyExistsError, StoreError
-from homeport.store.database import Store
+from homeport.store.database import MIGRATIONS_DIR, Store
 from homeport.store.records import TrainingJobQuery, TrainingJobRecord
 from homeport.store.schema import metadata
 
@@ -468,7 +470,9 @@ def test_migrations_match_the_schema_module(store: Store) -> None:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
     assert diff == []
-    assert version == "0002"
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert version == ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_concurrent_first_migrations(store_url: str) -> None:

@@ -1,0 +1,1 @@
+"""Batch transform: a model's serving container run over whole datasets in the object store."""
