@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from homeport.api import hosting_api, tags_api, training_api, transform_api
 from homeport.api.app import build_app
 from homeport.api.operations import OperationTable
+from homeport.api.progress_api import progress_routes
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
 from homeport.api.service_model import load_service_model
 from homeport.api.validation import precompile
@@ -192,7 +193,7 @@ def create_app(settings: Settings) -> ASGIApp:
             lock.close()
 
     edge = RuntimeEdge(settings, hp.store, hp.router)
-    app = build_app(hp.operations, lifespan, edge.routes())
+    app = build_app(hp.operations, lifespan, [*edge.routes(), *progress_routes(hp.store)])
     app.state.homeport = hp
     return edge.wrap(app)
 

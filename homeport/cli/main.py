@@ -151,6 +151,17 @@ def logs(
         raise typer.Exit(1)
 
 
+@app.command()
+def transform(
+    job: Annotated[str, typer.Argument(help="Transform job name (created with boto3 or the AWS CLI).")],
+    endpoint_url: Annotated[str, typer.Option(help="The Homeport server.")] = "http://127.0.0.1:8643",
+) -> None:
+    """Follow a transform job with a progress bar of objects and records done, until it ends."""
+    from homeport.cli.progress import follow_transform
+
+    raise typer.Exit(follow_transform(endpoint_url, job))
+
+
 def main() -> None:
     app()
 

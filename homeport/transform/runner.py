@@ -264,6 +264,7 @@ class TransformRunner:
         if not self.objects.bucket_exists(out_prefix.bucket):
             self.objects.create_bucket(out_prefix.bucket)
         progress = Progress(objects_total=len(inputs))
+        self._save_progress(rec.name, progress, force=True)
         in_flight: collections.deque[
             tuple[ObjectOutput, list[bytes], int, concurrent.futures.Future[Invocation]]
         ]

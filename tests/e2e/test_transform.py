@@ -255,6 +255,17 @@ def test_two_instances_share_the_work(server: Server, sm: Any, batch_models: str
             TransformResources={"InstanceCount": 2},
         )
     )
+    from e2e_support import HOMEPORT
+
+    cli = subprocess.run(
+        [HOMEPORT, "transform", "tj-two", "--endpoint-url", server.url],
+        capture_output=True,
+        text=True,
+        env=server.env(),
+        timeout=180,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "6/6" in cli.stderr and "120 records" in cli.stderr and "tj-two: Completed" in cli.stderr
     desc = finish(sm, "tj-two", timeout=180)
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
     instances = set()
