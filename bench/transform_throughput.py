@@ -447,6 +447,10 @@ def throughput(args: argparse.Namespace, work: Path, data_dir: Path, sm: Any, di
             to_import.append(jreq.started - run.t0)
         to_first.append(jreq.first - run.t0)
         tails.append(run.t0 + run.seconds - jreq.last)
+        if os.environ.get("BENCH_SPANS"):
+            for label, req in (("job", jreq), ("direct", dreq)):
+                t = req.first
+                print(label, [(round((a - t) * 1000), round((b - a) * 1000)) for a, b, _ in req.spans])
         print(
             f"round {n + 1} ({'/'.join(order)}): job {run.seconds:.3f} s = {jr:,.0f} rec/s "
             f"(first→last request {jreq.window:.3f} s = {jw:,.0f} rec/s, create→first request "

@@ -241,10 +241,6 @@ class TransformRunner:
         except InputError as exc:
             raise TransformFailed(str(exc)) from exc
         params = self._parameters(spec, deployment)
-        if params.max_payload_mb == 0:
-            raise TransformFailed(
-                "MaxPayloadInMB 0 (streaming an object in one request) is not supported yet."
-            )
         transform_input = spec["TransformInput"]
         output = spec["TransformOutput"]
         content_type = transform_input.get("ContentType")
@@ -265,6 +261,26 @@ class TransformRunner:
             self.objects.create_bucket(out_prefix.bucket)
         progress = Progress(objects_total=len(inputs))
         self._save_progress(rec.name, progress, force=True)
+        if recordlib.streams_whole_object(split_type, params.strategy, params.max_payload_mb):
+            if processing.active:
+                raise TransformFailed(
+                    "DataProcessing cannot be combined with MaxPayloadInMB 0 (a streamed object)."
+                )
+            self._stream_objects(
+                rec.name,
+                deployment,
+                inputs,
+                work,
+                headers,
+                timeout,
+                window,
+                assemble_line,
+                out_prefix,
+                progress,
+                stop,
+                transform_input.get("CompressionType", "None"),
+            )
+            return
         in_flight: collections.deque[
             tuple[ObjectOutput, list[bytes], int, concurrent.futures.Future[Invocation]]
         ]
@@ -324,6 +340,102 @@ class TransformRunner:
                 future.cancel()
             raise
         self._save_progress(rec.name, progress, force=True)
+
+    # -- MaxPayloadInMB 0: each object streamed to the container in one chunked request ------------
+
+    def _stream_objects(
+        self,
+        name: str,
+        deployment: Deployment,
+        inputs: list[InputObject],
+        work: Path,
+        headers: list[tuple[str, str]],
+        timeout: float,
+        window: int,
+        assemble_line: bool,
+        out_prefix: S3Uri,
+        progress: Progress,
+        stop: threading.Event,
+        compression: str,
+    ) -> None:
+        instances = deployment.all_instances()
+
+        def one(number: int, source: InputObject) -> None:
+            if stop.is_set():
+                return
+            instance = instances[number % len(instances)]
+            out_path = work / f"{number}.out"
+            with out_path.open("wb") as out:
+                ends_with_newline = self._stream_one(
+                    instance.netns_pid, source, headers, timeout, out, compression
+                )
+                if assemble_line and not ends_with_newline:
+                    out.write(b"\n")
+            self.objects.put_file(out_prefix.join(source.relative + ".out"), out_path)
+            out_path.unlink(missing_ok=True)
+            progress.objects_done += 1
+
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=window, thread_name_prefix="transform-stream"
+        ) as pool:
+            futures = [pool.submit(one, number, source) for number, source in enumerate(inputs)]
+            for future in futures:
+                try:
+                    future.result()
+                except TransformFailed:
+                    stop.set()  # the others stop taking new objects
+                    for other in futures:
+                        other.cancel()
+                    raise
+                self._save_progress(name, progress)
+
+    def _stream_one(
+        self,
+        netns_pid: int,
+        source: InputObject,
+        headers: list[tuple[str, str]],
+        timeout: float,
+        out: IO[bytes],
+        compression: str,
+    ) -> bool:
+        """POST the object chunked, write the answer as it arrives; True if the answer ends in a newline."""
+        request_headers = dict(headers)
+        try:
+            sock = connect_in_netns(netns_pid, 8080, timeout=timeout)
+        except OSError as exc:
+            raise TransformFailed(
+                f"ClientError: the model container could not be reached for input {source.uri}: {exc}"
+            ) from exc
+        conn = http.client.HTTPConnection("localhost", 8080, timeout=timeout)
+        conn.sock = sock
+        last = b""
+        try:
+            with self.objects.open_read(source.uri) as raw:
+                stream = recordlib.open_input(raw, compression, uri=str(source.uri))
+                conn.request(
+                    "POST",
+                    "/invocations",
+                    body=recordlib.stream_chunks(stream),
+                    headers=request_headers,
+                    encode_chunked=True,
+                )
+            response = conn.getresponse()
+            if response.status >= 400:
+                text = response.read(512).decode("utf-8", errors="replace")
+                raise TransformFailed(
+                    f"ClientError: the model container answered {response.status} for input {source.uri}: "
+                    f"{text}"
+                )
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                last = chunk
+        except (OSError, http.client.HTTPException) as exc:
+            raise TransformFailed(
+                f"ClientError: streaming input {source.uri} to the model container failed: {exc}"
+            ) from exc
+        finally:
+            conn.close()
+        return last.endswith(b"\n")
 
     def _batches(
         self,

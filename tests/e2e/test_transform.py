@@ -295,3 +295,26 @@ def test_aws_cli_transform(server: Server, batch_models: str, tmp_path: Path) ->
         timeout=300,
     )
     assert rows(get(server, tmp_path, "s3://batch-out/cli/data.csv.out"))[0][0] == "8"
+
+
+def test_max_payload_zero_streams_whole_objects(
+    server: Server, sm: Any, batch_models: str, tmp_path: Path
+) -> None:
+    lines = 2_000_000  # 8 MB: more than the 6 MB a single request may otherwise carry
+    put(server, tmp_path, "s3://batch-in/stream/big.csv", b"1,2\n" * lines)
+    put(server, tmp_path, "s3://batch-in/stream/small.csv", b"5,5\n")
+    sm.create_transform_job(
+        **job(
+            "tj-stream",
+            "s3://batch-in/stream",
+            "s3://batch-out/stream",
+            MaxPayloadInMB=0,
+            TransformInput={"SplitType": "None"},
+        )
+    )
+    desc = finish(sm, "tj-stream", timeout=240)
+    assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
+    big = get(server, tmp_path, "s3://batch-out/stream/big.csv.out").splitlines()
+    assert len(big) == lines
+    assert big[0].split(b",")[:2] == [b"3", str(lines).encode()]  # the whole object arrived in one request
+    assert rows(get(server, tmp_path, "s3://batch-out/stream/small.csv.out"))[0][:2] == ["10", "1"]
