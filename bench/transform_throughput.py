@@ -184,6 +184,20 @@ class Requests:
     def window(self) -> float:
         return self.last - self.first
 
+    @property
+    def idle(self) -> float:
+        """Share of the first → last window when no request was in the handler: the container
+        waiting for its client."""
+        busy, end = 0.0, None
+        for a, b, _ in sorted(self.spans):
+            if end is None or a > end:
+                busy += b - a
+                end = b
+            elif b > end:
+                busy += b - end
+                end = b
+        return 1.0 - busy / self.window if self.window > 0 else 0.0
+
     def shape(self) -> list[int]:
         return sorted(s[2] for s in self.spans)
 
@@ -356,6 +370,12 @@ def run_job(sm: Any, request: dict[str, Any]) -> JobRun:
         time.sleep(POLL_S)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int, key: str = "VmRSS") -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
@@ -370,7 +390,9 @@ def summary(values: list[float], fmt: str = "{:.3f}") -> str:
     return f"{fmt.format(statistics.median(values))} [{fmt.format(min(values))}–{fmt.format(max(values))}]"
 
 
-def throughput(args: argparse.Namespace, work: Path, data_dir: Path, sm: Any, direct: DirectInstance) -> None:
+def throughput(
+    args: argparse.Namespace, work: Path, data_dir: Path, sm: Any, direct: DirectInstance, server_pid: int
+) -> None:
     store = open_object_store("local", Settings(data_dir=data_dir).objects_dir, None, "us-east-1")
     inputs = []
     rng = random.Random(1)
@@ -389,16 +411,18 @@ def throughput(args: argparse.Namespace, work: Path, data_dir: Path, sm: Any, di
     )
     limit = PAYLOAD_MB * MIB
 
-    def job_side(name: str) -> tuple[JobRun, Requests]:
+    def job_side(name: str) -> tuple[JobRun, Requests, float]:
+        cpu0 = cpu_seconds(server_pid)
         run = run_job(sm, job_request(name, "s3://bench-in/tput/", f"s3://bench-out/{name}/", PAYLOAD_MB))
-        return run, job_requests(data_dir, name)
+        return run, job_requests(data_dir, name), cpu_seconds(server_pid) - cpu0
 
-    def direct_side(out_dir: Path) -> tuple[float, Requests]:
+    def direct_side(out_dir: Path) -> tuple[float, Requests, float]:
         shutil.rmtree(out_dir, ignore_errors=True)
         out_dir.mkdir(parents=True)
         direct.take()
+        cpu0 = time.process_time()  # the bench process: every thread
         seconds = run_direct(direct, inputs, out_dir, limit)
-        return seconds, direct.take()
+        return seconds, direct.take(), time.process_time() - cpu0
 
     # Warm-up: one of each (page cache, the router's pool, the direct instance's first requests).
     job_side("tt-warmup")
@@ -414,14 +438,18 @@ def throughput(args: argparse.Namespace, work: Path, data_dir: Path, sm: Any, di
     to_first: list[float] = []
     tails: list[float] = []
     job_s: list[float] = []
+    job_cpu: list[float] = []
+    direct_cpu: list[float] = []
+    job_idle: list[float] = []
+    direct_idle: list[float] = []
     for n in range(args.rounds):
         name = f"tt-r{n}"
         order = ("job", "direct") if n % 2 == 0 else ("direct", "job")
         for side in order:
             if side == "job":
-                run, jreq = job_side(name)
+                run, jreq, jcpu = job_side(name)
             else:
-                dsec, dreq = direct_side(work / "direct-out")
+                dsec, dreq, dcpu = direct_side(work / "direct-out")
         if n == 0:  # same requests, same answers
             if jreq.shape() != dreq.shape():
                 raise RuntimeError(f"different batches: job {jreq.shape()} direct {dreq.shape()}")
@@ -437,6 +465,10 @@ def throughput(args: argparse.Namespace, work: Path, data_dir: Path, sm: Any, di
         jr, dr = total_lines / run.seconds, total_lines / dsec
         jw, dw = total_lines / jreq.window, total_lines / dreq.window
         job_s.append(run.seconds)
+        job_cpu.append(jcpu / total_lines * 1e6)
+        direct_cpu.append(dcpu / total_lines * 1e6)
+        job_idle.append(jreq.idle)
+        direct_idle.append(dreq.idle)
         job_rps.append(jr)
         direct_rps.append(dr)
         job_window_rps.append(jw)
@@ -467,6 +499,10 @@ def throughput(args: argparse.Namespace, work: Path, data_dir: Path, sm: Any, di
         print(f"instance start: create → app imported:     {summary(to_import)} s")
     print(f"instance start: create → first request:    {summary(to_first)} s")
     print(f"after the last request → Completed seen:   {summary(tails)} s")
+    print(f"container idle in first → last, job:       {summary([x * 100 for x in job_idle], '{:.1f}')} %")
+    print(f"container idle in first → last, direct:    {summary([x * 100 for x in direct_idle], '{:.1f}')} %")
+    print(f"CPU µs per record, homeport server (job):  {summary(job_cpu)}")
+    print(f"CPU µs per record, bench client (direct):  {summary(direct_cpu)}")
     print(f"RATIO records/s job / direct, end to end (incl. instance start): {summary(e2e)}")
     print(f"RATIO records/s job / direct, excluding start-up (first → last request): {summary(steady)}")
     verdict = "met" if statistics.median(e2e) >= TARGET_RATIO else "missed"
@@ -604,7 +640,7 @@ def main() -> None:
             direct_run = ProcessRuntime().start(spec)
             direct = DirectInstance(direct_run)
             direct.wait_ready()
-            throughput(args, work, data_dir, sm, direct)
+            throughput(args, work, data_dir, sm, direct, server.pid)
         if not args.skip_memory:
             memory(args, work, data_dir, sm, server.pid)
     finally:

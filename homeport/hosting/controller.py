@@ -80,6 +80,10 @@ class EndpointController:
         return self.store.update_endpoint(name, apply)
 
     def _fail(self, name: str, to: EndpointStatus, reason: str) -> None:
+        current = self.store.get_endpoint(name)
+        if current is None or current.status == EndpointStatus.DELETING:
+            return  # deleted meanwhile: nothing to report on
+
         def record(rec: EndpointRecord) -> None:
             rec.failure_reason = reason[:1024]
             rec.pending_config_name = None
@@ -158,7 +162,8 @@ class EndpointController:
             except DeployError as exc:
                 self._fail(name, EndpointStatus.FAILED, str(exc))
                 return
-            if self.store.get_endpoint(name) is None or self._stopped.is_set():
+            current = self.store.get_endpoint(name)
+            if current is None or current.status == EndpointStatus.DELETING or self._stopped.is_set():
                 self._tear_down(deployment)  # deleted meanwhile
                 return
             self._activate(deployment)
@@ -200,9 +205,11 @@ class EndpointController:
                 r.variants = deployment.summaries()
                 r.failure_reason = None
 
-            self._set_status(name, EndpointStatus.IN_SERVICE, switched)
-            if previous is not None:
-                self._tear_down(previous, drain=True)  # in-flight requests finish first
+            try:
+                self._set_status(name, EndpointStatus.IN_SERVICE, switched)
+            finally:
+                if previous is not None:
+                    self._tear_down(previous, drain=True)  # in-flight requests finish first
 
         self._background(name, run)
 
@@ -260,8 +267,13 @@ class EndpointController:
             deployment = self._live.pop(key, None)
 
         def run() -> None:
-            if deployment is not None:
-                self._tear_down(deployment)
+            # An operation that was running when the delete arrived may have activated a
+            # deployment since: take whatever is live now, under the endpoint's lock.
+            self.router.withdraw(key)
+            with self._guard:
+                late = self._live.pop(key, None)
+            for stale in {id(d): d for d in (deployment, late) if d is not None}.values():
+                self._tear_down(stale)
             rec = self.store.get_endpoint(name)
             if rec is not None:
                 self.store.delete_all_tags(rec.arn)

@@ -455,3 +455,21 @@ def test_logs_follow_an_endpoint_until_it_is_deleted(server: Server, sm: Any, ec
     finally:
         if follower.poll() is None:
             follower.kill()
+
+
+def test_delete_while_creating_leaves_nothing_running(
+    server: Server, sm: Any, echo_image: str, tmp_path: Path
+) -> None:
+    marker = f"early-{uuid.uuid4().hex[:8]}"
+    echo_model(sm, server, tmp_path, "echo-early", "ve", greeting=marker)
+    endpoint(sm, "ep-early", [variant("echo-early", count=2)])
+    assert sm.describe_endpoint(EndpointName="ep-early")["EndpointStatus"] == "Creating"
+    sm.delete_endpoint(EndpointName="ep-early")
+    sm.get_waiter("endpoint_deleted").wait(
+        EndpointName="ep-early", WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
+    deadline = time.time() + 15
+    while processes_with(f"GREETING={marker}") and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # nothing may come up late either
+    assert processes_with(f"GREETING={marker}") == []
