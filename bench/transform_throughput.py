@@ -6,7 +6,8 @@ venv's versions; the venv is built once into ``$HOMEPORT_VENV_CACHE``, default
 ``~/.cache/homeport-test-venvs``). Its ``serve`` runs a small Starlette app under uvicorn on
 0.0.0.0:8080 whose ``POST /invocations`` answers one line per input CSV line (the sum of its
 fields) and prints ``REQ <start> <end> <lines>`` (its own ``time.time()``, µs) for every request;
-``app.py`` prints ``STARTED <t>`` when imported.
+``app.py`` prints ``STARTED <t>`` when imported and ``LIFESPAN <t>`` at its lifespan start-up
+(uvicorn binds its socket right after).
 
 **1. Records/s** (``--objects`` CSV objects × ``--lines`` lines, 4 fields a line, put in with
 ``homeport cp``). Each round runs both sides, the order alternating (ABBA), so drift on a shared
@@ -32,9 +33,13 @@ Ratios, per round, then the median [min–max] over rounds:
   from the container's own REQ timestamps, job ÷ direct: the steady state, where only the
   records' path through Homeport (split, pack, router, ordered write) differs.
 
-Also printed: the instance start (create → the app imported, create → first request), and a
-check that both sides sent the same number of requests with the same line counts and wrote the
-same output bytes.
+Also printed: the instance start (create → app imported, → app started, → first request); the
+share of the first → last window in which the container had no request (waiting for its
+client); CPU µs per record of the ``homeport server`` process during the job (``/proc/PID/stat``;
+it also answers the 50 ms DescribeTransformJob polls) and of the bench process during the direct
+run; and, in round 1, a check that both sides sent the same number of requests with the same
+line counts and wrote the same output bytes. ``BENCH_SPANS=1`` prints every request's offset and
+duration (ms) per round.
 
 **2. Memory**: one ``--mem-mb`` (default 1024 MiB) object of whole lines (16 fields a line), put
 in with ``homeport cp`` (the local copy is deleted right after), then a job with SplitType Line,
@@ -99,9 +104,17 @@ import time
 
 print(f"STARTED {time.time():.6f}", flush=True)
 
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
+
+
+@asynccontextmanager
+async def lifespan(app):
+    print(f"LIFESPAN {time.time():.6f}", flush=True)  # uvicorn binds its socket right after
+    yield
 
 
 async def ping(request):
@@ -119,7 +132,9 @@ async def invocations(request):
     return Response(out, media_type="text/csv")
 
 
-app = Starlette(routes=[Route("/ping", ping), Route("/invocations", invocations, methods=["POST"])])
+app = Starlette(
+    routes=[Route("/ping", ping), Route("/invocations", invocations, methods=["POST"])], lifespan=lifespan
+)
 """
 
 SERVE = """#!/bin/sh
@@ -163,12 +178,15 @@ def write_big(path: Path, size: int, fields: int) -> int:
 @dataclass
 class Requests:
     started: float | None = None  # app.py imported
+    lifespan: float | None = None  # the app's lifespan startup (uvicorn listens right after)
     spans: list[tuple[float, float, int]] = field(default_factory=list)  # (start, end, lines)
 
     def feed(self, message: str) -> None:
         parts = message.split()
         if len(parts) == 2 and parts[0] == "STARTED":
             self.started = float(parts[1])
+        elif len(parts) == 2 and parts[0] == "LIFESPAN":
+            self.lifespan = float(parts[1])
         elif len(parts) == 4 and parts[0] == "REQ":
             self.spans.append((float(parts[1]), float(parts[2]), int(parts[3])))
 
@@ -436,6 +454,7 @@ def throughput(
     direct_window_rps: list[float] = []
     to_import: list[float] = []
     to_first: list[float] = []
+    to_lifespan: list[float] = []
     tails: list[float] = []
     job_s: list[float] = []
     job_cpu: list[float] = []
@@ -477,6 +496,8 @@ def throughput(
         steady.append(jw / dw)
         if jreq.started is not None:
             to_import.append(jreq.started - run.t0)
+        if jreq.lifespan is not None:
+            to_lifespan.append(jreq.lifespan - run.t0)
         to_first.append(jreq.first - run.t0)
         tails.append(run.t0 + run.seconds - jreq.last)
         if os.environ.get("BENCH_SPANS"):
@@ -497,6 +518,8 @@ def throughput(
     print(f"direct records/s, first → last request:    {summary(direct_window_rps, '{:,.0f}')}")
     if to_import:
         print(f"instance start: create → app imported:     {summary(to_import)} s")
+    if to_lifespan:
+        print(f"instance start: create → app started:      {summary(to_lifespan)} s")
     print(f"instance start: create → first request:    {summary(to_first)} s")
     print(f"after the last request → Completed seen:   {summary(tails)} s")
     print(f"container idle in first → last, job:       {summary([x * 100 for x in job_idle], '{:.1f}')} %")

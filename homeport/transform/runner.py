@@ -449,6 +449,14 @@ class TransformRunner:
         uri = str(source.uri)
         with self.objects.open_read(source.uri) as raw:
             stream = recordlib.open_input(raw, transform_input.get("CompressionType", "None"), uri=uri)
+            if (
+                recordlib.normalize_split_type(split_type) == "Line"
+                and recordlib.normalize_strategy(params.strategy) == recordlib.MULTI_RECORD
+                and not processing.active
+            ):
+                for batch in recordlib.line_batches(stream, limit, uri=uri):
+                    yield batch, []
+                return
             records = recordlib.split_records(stream, split_type, max_record_bytes=limit, uri=uri)
             originals: collections.deque[bytes] = collections.deque()
             if processing.active:
