@@ -209,7 +209,11 @@ class TrainingRunner:
             daemon=True,
         )
         reader.start()
-        outcome = self._supervise(rec, handle, stop)
+        try:
+            outcome = self._supervise(rec, handle, stop)
+        except BaseException:
+            handle.kill()  # never leave a job's processes running behind a runner error
+            raise
         reader.join(timeout=10)
         outcome_metrics = metrics.final()
         exit_code = outcome.exit_code
