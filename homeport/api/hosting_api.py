@@ -4,28 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeport.api.list_filters import list_query
 from homeport.api.operations import OperationTable
-from homeport.api.timestamps import parse_timestamp
 from homeport.hosting.service import HostingService
 from homeport.store.records import EndpointConfigRecord, EndpointRecord, ModelRecord, ResourceQuery
-
-
-def resource_query(params: dict[str, Any]) -> ResourceQuery:
-    def ts(member: str) -> float | None:
-        return parse_timestamp(params[member], member) if member in params else None
-
-    return ResourceQuery(
-        name_contains=params.get("NameContains"),
-        status_equals=params.get("StatusEquals"),
-        creation_time_after=ts("CreationTimeAfter"),
-        creation_time_before=ts("CreationTimeBefore"),
-        last_modified_time_after=ts("LastModifiedTimeAfter"),
-        last_modified_time_before=ts("LastModifiedTimeBefore"),
-        sort_by=params.get("SortBy", "CreationTime"),
-        sort_order=params.get("SortOrder", "Descending"),
-        max_results=int(params.get("MaxResults", 10)),
-        next_token=params.get("NextToken"),
-    )
 
 
 def model_shape(rec: ModelRecord) -> dict[str, Any]:
@@ -81,7 +63,7 @@ def register(table: OperationTable, service: HostingService) -> None:
         return {}
 
     def list_models(p: dict[str, Any]) -> dict[str, Any]:
-        records, token = service.list_models(resource_query(p))
+        records, token = service.list_models(list_query(ResourceQuery, p))
         models = [{"ModelName": r.name, "ModelArn": r.arn, "CreationTime": r.creation_time} for r in records]
         return {"Models": models, "NextToken": token}
 
@@ -96,7 +78,7 @@ def register(table: OperationTable, service: HostingService) -> None:
         return {}
 
     def list_configs(p: dict[str, Any]) -> dict[str, Any]:
-        records, token = service.list_endpoint_configs(resource_query(p))
+        records, token = service.list_endpoint_configs(list_query(ResourceQuery, p))
         configs = [
             {"EndpointConfigName": r.name, "EndpointConfigArn": r.arn, "CreationTime": r.creation_time}
             for r in records
@@ -120,7 +102,7 @@ def register(table: OperationTable, service: HostingService) -> None:
         return {}
 
     def list_endpoints(p: dict[str, Any]) -> dict[str, Any]:
-        records, token = service.list_endpoints(resource_query(p))
+        records, token = service.list_endpoints(list_query(ResourceQuery, p))
         return {"Endpoints": [endpoint_summary(r) for r in records], "NextToken": token}
 
     for name, handler in {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeport.api.list_filters import list_query
 from homeport.api.operations import OperationTable
-from homeport.api.timestamps import parse_timestamp
 from homeport.store.records import TrainingJobQuery, TrainingJobRecord
 from homeport.training.service import TrainingService
 
@@ -51,24 +51,6 @@ def summary_shape(rec: TrainingJobRecord) -> dict[str, Any]:
     }
 
 
-def training_query(params: dict[str, Any]) -> TrainingJobQuery:
-    def ts(member: str) -> float | None:
-        return parse_timestamp(params[member], member) if member in params else None
-
-    return TrainingJobQuery(
-        name_contains=params.get("NameContains"),
-        status_equals=params.get("StatusEquals"),
-        creation_time_after=ts("CreationTimeAfter"),
-        creation_time_before=ts("CreationTimeBefore"),
-        last_modified_time_after=ts("LastModifiedTimeAfter"),
-        last_modified_time_before=ts("LastModifiedTimeBefore"),
-        sort_by=params.get("SortBy", "CreationTime"),
-        sort_order=params.get("SortOrder", "Descending"),
-        max_results=int(params.get("MaxResults", 10)),
-        next_token=params.get("NextToken"),
-    )
-
-
 def register(table: OperationTable, service: TrainingService) -> None:
     def create(params: dict[str, Any]) -> dict[str, Any]:
         return {"TrainingJobArn": service.create(params).arn}
@@ -77,7 +59,7 @@ def register(table: OperationTable, service: TrainingService) -> None:
         return describe_shape(service.get(params["TrainingJobName"]))
 
     def list_jobs(params: dict[str, Any]) -> dict[str, Any]:
-        records, token = service.list(training_query(params))
+        records, token = service.list(list_query(TrainingJobQuery, params))
         return {"TrainingJobSummaries": [summary_shape(r) for r in records], "NextToken": token}
 
     def stop(params: dict[str, Any]) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from homeport.api.list_filters import list_query
 from homeport.api.operations import OperationTable
-from homeport.api.training_api import training_query
-from homeport.store.records import TransformJobRecord
+from homeport.store.records import TrainingJobQuery, TransformJobRecord
 from homeport.transform.service import TransformService
 
 
@@ -44,7 +44,7 @@ def register(table: OperationTable, service: TransformService) -> None:
         return describe_shape(service.get(p["TransformJobName"]))
 
     def list_jobs(p: dict[str, Any]) -> dict[str, Any]:
-        records, token = service.list(training_query(p))
+        records, token = service.list(list_query(TrainingJobQuery, p))
         return {"TransformJobSummaries": [summary_shape(r) for r in records], "NextToken": token}
 
     def stop(p: dict[str, Any]) -> dict[str, Any]:
