@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from homeport.config import Settings
 from homeport.errors import AlreadyExistsError, NotFoundError, ValidationException
@@ -18,6 +19,8 @@ from homeport.hosting.controller import EndpointController
 from homeport.hosting.states import IN_PROGRESS, EndpointStatus
 from homeport.store.database import Store
 from homeport.store.records import EndpointConfigRecord, EndpointRecord, ModelRecord, ResourceQuery
+
+Record = TypeVar("Record", ModelRecord, EndpointConfigRecord, EndpointRecord)
 
 
 def _strip(request: dict[str, Any]) -> dict[str, Any]:
@@ -30,10 +33,15 @@ class HostingService:
         self.store = store
         self.controller = controller
 
-    def _tags(self, arn: str, request: dict[str, Any]) -> None:
+    def _insert(self, insert: Callable[[Record], None], rec: Record, request: dict[str, Any]) -> None:
+        """Store a new resource and the request's Tags; a duplicate is SageMaker's ValidationException."""
+        try:
+            insert(rec)
+        except AlreadyExistsError as exc:
+            raise ValidationException(exc.message) from exc
         tags = request.get("Tags") or []
         if tags:
-            self.store.add_tags(arn, [(t["Key"], t["Value"]) for t in tags])
+            self.store.add_tags(rec.arn, [(t["Key"], t["Value"]) for t in tags])
 
     @staticmethod
     def _listing(store_call: Any, query: ResourceQuery) -> Any:
@@ -70,11 +78,7 @@ class HostingService:
         rec = ModelRecord(
             name=name, arn=self.settings.arn("model", name), creation_time=time.time(), spec=spec
         )
-        try:
-            self.store.insert_model(rec)
-        except AlreadyExistsError as exc:
-            raise ValidationException(exc.message) from exc
-        self._tags(rec.arn, request)
+        self._insert(self.store.insert_model, rec, request)
         return rec
 
     def get_model(self, name: str) -> ModelRecord:
@@ -123,11 +127,7 @@ class HostingService:
         rec = EndpointConfigRecord(
             name=name, arn=self.settings.arn("endpoint-config", name), creation_time=time.time(), spec=spec
         )
-        try:
-            self.store.insert_endpoint_config(rec)
-        except AlreadyExistsError as exc:
-            raise ValidationException(exc.message) from exc
-        self._tags(rec.arn, request)
+        self._insert(self.store.insert_endpoint_config, rec, request)
         return rec
 
     def get_endpoint_config(self, name: str) -> EndpointConfigRecord:
@@ -162,11 +162,7 @@ class HostingService:
             last_modified_time=now,
             spec=spec,
         )
-        try:
-            self.store.insert_endpoint(rec)
-        except AlreadyExistsError as exc:
-            raise ValidationException(exc.message) from exc
-        self._tags(rec.arn, request)
+        self._insert(self.store.insert_endpoint, rec, request)
         self.controller.create(name)
         return rec
 
