@@ -31,12 +31,10 @@ def print_endpoint_logs(logs_dir: Path, endpoint: str, follow: bool, poll: float
     while True:
         for stream in store.streams(ENDPOINT_GROUP, endpoint):
             seen_any = True
-            events = list(store.read(ENDPOINT_GROUP, stream))
-            start = offsets.get(stream, 0)
+            events, offsets[stream] = store.read_from(ENDPOINT_GROUP, stream, offsets.get(stream, 0))
             instance = stream.split("/", 1)[1]
-            for event in events[start:]:
+            for event in events:
                 sys.stdout.write(f"[{instance}] {event.message}\n")
-            offsets[stream] = len(events)
         sys.stdout.flush()
         if not follow or store.is_closed(ENDPOINT_GROUP, endpoint):
             return seen_any or follow

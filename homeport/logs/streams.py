@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 _CLOSED_SUFFIX = ".closed"
+_CHUNK = 1 << 20  # bytes read per call: memory stays small however long a log grows
 
 
 @dataclass(frozen=True)
@@ -73,43 +74,41 @@ class LogStore:
     def exists(self, group: str, stream: str) -> bool:
         return self.path(group, stream).exists()
 
+    def read_from(self, group: str, stream: str, offset: int) -> tuple[list[LogEvent], int]:
+        """Complete events written after byte ``offset``, and the offset to continue from."""
+        path = self.path(group, stream)
+        try:
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                data = fh.read(_CHUNK)
+                if len(data) == _CHUNK and b"\n" not in data:
+                    data += fh.read()  # one event longer than a chunk: take it whole
+        except FileNotFoundError:
+            return [], offset
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next call
+        events = []
+        for raw in complete.splitlines():
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue
+            events.append(LogEvent(int(doc["t"]), str(doc["m"])))
+        return events, offset + len(complete)
+
     def read(self, group: str, stream: str, follow: bool = False, poll: float = 0.2) -> Iterator[LogEvent]:
         """Events from the start; with ``follow``, keep waiting for more until the stream closes."""
-        path = self.path(group, stream)
-        while follow and not path.exists():
-            if self.is_closed(group, stream):
+        offset = 0
+        while True:
+            # Look at the close mark before reading: every event written before it is read below.
+            closed = self.is_closed(group, stream)
+            events, next_offset = self.read_from(group, stream, offset)
+            yield from events
+            if next_offset != offset:
+                offset = next_offset
+                continue  # more may be waiting beyond this chunk
+            if not follow or closed:
                 return
             time.sleep(poll)
-        if not path.exists():
-            return
-        with path.open("rb") as fh:
-            buffer = b""
-            while True:
-                chunk = fh.readline()
-                if chunk:
-                    buffer += chunk
-                    if not buffer.endswith(b"\n"):
-                        continue
-                    line, buffer = buffer, b""
-                    try:
-                        doc = json.loads(line)
-                    except ValueError:
-                        continue
-                    yield LogEvent(int(doc["t"]), str(doc["m"]))
-                    continue
-                if not follow:
-                    return
-                if self.is_closed(group, stream):
-                    # drain whatever was written before the close marker appeared
-                    rest = fh.read()
-                    for raw in (buffer + rest).splitlines():
-                        try:
-                            doc = json.loads(raw)
-                        except ValueError:
-                            continue
-                        yield LogEvent(int(doc["t"]), str(doc["m"]))
-                    return
-                time.sleep(poll)
 
 
 class LogWriter:
