@@ -20,6 +20,10 @@ class Settings:
     region: str = "us-east-1"
     account: str = "123456789012"
     runtime: str = "process"
+    # docker runtime: "netns", "ports" or "auto" (see homeport.runtimes.container).
+    container_network: str = "auto"
+    # docker runtime: NVIDIA GPUs for ml.p*/ml.g* instance types: "auto", "on" or "off".
+    gpus: str = "auto"
     # SQLAlchemy URL; None → SQLite (WAL) in the data dir.
     database_url: str | None = None
     # "local" (a folder in the data dir) or "s3" (an S3-compatible endpoint through boto3).

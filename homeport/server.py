@@ -35,8 +35,7 @@ from homeport.hosting.deployment import InstanceFactory
 from homeport.hosting.model_data import ModelDataCache
 from homeport.hosting.router import Router
 from homeport.hosting.service import HostingService
-from homeport.images.registry import ImageRegistry
-from homeport.images.venvs import VenvCache
+from homeport.images.source import ImageSource
 from homeport.logs.streams import LogStore
 from homeport.runtimes.base import Runtime
 from homeport.runtimes.factory import open_runtime
@@ -79,7 +78,7 @@ class Homeport:
     settings: Settings
     store: Store
     objects: ObjectStore
-    images: ImageRegistry
+    images: ImageSource
     runtime: Runtime
     logs: LogStore
     runner: TrainingRunner
@@ -97,15 +96,17 @@ class Homeport:
 
 
 def compose(settings: Settings) -> Homeport:
-    runtime = open_runtime(settings.runtime)
+    runtime, images = open_runtime(settings)
     runtime.check()
+    swept = runtime.sweep()  # what a crashed server of this data dir left running
+    if swept:
+        log.warning("removed %d leftover runs of an earlier server", swept)
     precompile(load_service_model())  # compile every shape's validators now, not on first request
     store = Store(settings.resolved_database_url)
     store.migrate()
     objects = open_object_store(
         settings.object_store, settings.objects_dir, settings.s3_endpoint_url, settings.region
     )
-    images = ImageRegistry(settings.images_dir, VenvCache(settings.venvs_dir))
     logs = LogStore(settings.logs_dir)
     prefix = f"{socket.gethostname()}:{settings.data_dir.resolve()}:"
     owner = f"{prefix}{os.getpid()}:{time.time():.3f}"
@@ -191,6 +192,7 @@ def create_app(settings: Settings) -> ASGIApp:
             await hp.router.close()
             hp.store.close()
             lock.close()
+            hp.runtime.close()  # training runs still going (serving instances are stopped above)
 
     edge = RuntimeEdge(settings, hp.store, hp.router)
     app = build_app(hp.operations, lifespan, [*edge.routes(), *progress_routes(hp.store)])

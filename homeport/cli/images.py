@@ -1,8 +1,10 @@
-"""``homeport image``: add, list and remove local images for the process runtime."""
+"""``homeport image``: add, list and remove local images for the process runtime; build engine
+images for the docker runtime."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +22,11 @@ from homeport.images.model import LocalImage
 from homeport.images.registry import DEFAULT_AT, DEFAULT_TAG, ImageRegistry, split_reference
 from homeport.images.venvs import VenvCache
 
-app = typer.Typer(help="Manage local images for the process runtime.", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage images: folders for the process runtime (add, ls, rm), engine images for the docker "
+    "runtime (build).",
+    no_args_is_help=True,
+)
 
 # Typer exit codes: 2 = the command line or its input is wrong, 1 = it was right but failed.
 EXIT_FAILED = 1
@@ -209,3 +215,43 @@ def rm(
     except ImageNotFound as exc:
         _fail(exc.message, EXIT_FAILED)
     _stdout().print(f"Removed {escape(image.reference)}")
+
+
+@app.command("build")
+def build(
+    context: Annotated[
+        Path, typer.Argument(help="Build context: a folder with a Dockerfile or a Containerfile.")
+    ],
+    tag: Annotated[str, typer.Option("--tag", "-t", help="Image name, NAME[:TAG].")],
+    file: Annotated[
+        str | None,
+        typer.Option("--file", "-f", help="Build file inside the context (default: Dockerfile, else Containerfile)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image ID.")] = False,
+) -> None:
+    """Build an image for the docker runtime through the engine at DOCKER_HOST (never pulls)."""
+    import docker
+    import docker.errors
+
+    from homeport.images.engine import BuildFailed, EngineImages
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        _fail(
+            f"cannot reach a container engine (DOCKER_HOST={os.environ.get('DOCKER_HOST', 'unset')}): {exc}",
+            EXIT_FAILED,
+        )
+    err = _stderr()
+    on_line = None if quiet else (lambda line: err.print(escape(line)))
+    try:
+        image = EngineImages(client).build(context, tag, file, on_line)
+    except ValidationException as exc:
+        _fail(exc.message, EXIT_BAD_INPUT)
+    except (BuildFailed, HomeportError) as exc:
+        _fail(f"building {tag} failed: {exc}", EXIT_FAILED)
+    if quiet:
+        _stdout().print(image.id)
+    else:
+        _stdout().print(f"Built {escape(image.reference)} ({image.id[:19]})")

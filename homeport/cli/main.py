@@ -36,7 +36,26 @@ def server(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8643,
     data_dir: DataDir = None,
-    runtime: Annotated[str, typer.Option(help="How images run: process.")] = "process",
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="How images run: process (folders in Linux namespaces) or docker (engine images "
+            "through DOCKER_HOST: Docker Engine or Podman)."
+        ),
+    ] = "process",
+    container_network: Annotated[
+        str,
+        typer.Option(
+            help="docker runtime: how serving containers are reached: netns (enter their network "
+            "namespace; root), ports (publish 8080 on 127.0.0.1) or auto."
+        ),
+    ] = "auto",
+    gpus: Annotated[
+        str,
+        typer.Option(
+            help="docker runtime: GPU instance types get NVIDIA GPUs: auto (when the host has them), on, off."
+        ),
+    ] = "auto",
     database_url: Annotated[
         str | None,
         typer.Option(help="SQLAlchemy URL of the metadata store (default: SQLite in the data dir)."),
@@ -67,6 +86,8 @@ def server(
         host=host,
         port=port,
         runtime=runtime,
+        container_network=container_network,
+        gpus=gpus,
         database_url=database_url,
         object_store=object_store,
         s3_endpoint_url=s3_endpoint_url,

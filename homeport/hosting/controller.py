@@ -27,7 +27,7 @@ from homeport.hosting.instance import ServingInstance
 from homeport.hosting.model_data import ModelDataCache
 from homeport.hosting.router import Router
 from homeport.hosting.states import EndpointStatus, check_transition
-from homeport.images.registry import ImageRegistry
+from homeport.images.source import ImageSource
 from homeport.store.database import Store
 from homeport.store.records import EndpointRecord
 
@@ -42,7 +42,7 @@ class EndpointController:
         self,
         settings: Settings,
         store: Store,
-        images: ImageRegistry,
+        images: ImageSource,
         model_data: ModelDataCache,
         factory: InstanceFactory,
         router: Router,

@@ -22,10 +22,11 @@ from typing import Any
 from homeport.hosting.instance import InstanceFailed, ServingInstance, StartCancelled
 from homeport.hosting.model_data import ModelDataCache
 from homeport.hosting.routes import EndpointRoute, InstanceRoute, VariantRoute
-from homeport.images.model import LocalImage
-from homeport.images.registry import ImageRegistry
+from homeport.images.model import Image
+from homeport.images.source import ImageSource
 from homeport.logs.streams import LogStore, LogWriter
 from homeport.runtimes.base import Runtime
+from homeport.runtimes.instance_types import resources_for
 
 LOG_GROUP = "Endpoints"
 DEFAULT_STARTUP_TIMEOUT = 240.0  # SageMaker: /ping must pass within 4 minutes unless configured
@@ -42,7 +43,7 @@ class VariantPlan:
     name: str
     model_name: str
     image_ref: str
-    image: LocalImage
+    image: Image
     model_dir: Path | None
     env: dict[str, str]
     weight: float
@@ -61,6 +62,7 @@ class Deployment:
     variants: dict[str, VariantPlan]
     holds: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     log_group: str = LOG_GROUP  # "TransformJobs" for a batch transform's instances
+    kind: str = "endpoint"  # "transform-job" for a batch transform's instances (a container label)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -79,7 +81,11 @@ class Deployment:
                     VariantRoute(
                         name=v.name,
                         weight=v.weight,
-                        instances=tuple(InstanceRoute(i.key, i.netns_pid) for i in v.instances),
+                        instances=tuple(
+                            InstanceRoute(i.key, a.netns_pid, a.port, a.host)
+                            for i in v.instances
+                            for a in (i.address,)
+                        ),
                     )
                     for v in self.variants.values()
                 ),
@@ -130,7 +136,16 @@ class InstanceFactory:
         writer = self.logs.writer(deployment.log_group, f"{deployment.endpoint}/{plan.name}/{instance_id}")
         env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, **plan.env}
         instance = ServingInstance(
-            key, self.runtime, plan.image, plan.model_dir, env, writer, scratch, variant=plan.name
+            key,
+            self.runtime,
+            plan.image,
+            plan.model_dir,
+            env,
+            writer,
+            scratch,
+            variant=plan.name,
+            resources=resources_for(plan.instance_type),
+            labels={"kind": deployment.kind, "resource": deployment.endpoint, "variant": plan.name},
         )
         self._writers[key] = writer
         try:
@@ -181,7 +196,7 @@ class InstanceFactory:
 def plan_variants(
     config: dict[str, Any],
     models: dict[str, dict[str, Any]],
-    images: ImageRegistry,
+    images: ImageSource,
     model_data: ModelDataCache,
     holds: contextlib.ExitStack,
 ) -> dict[str, VariantPlan]:

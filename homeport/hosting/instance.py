@@ -37,16 +37,17 @@ import collections
 import contextlib
 import http.client
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
 
 from homeport.errors import HomeportError
 from homeport.hosting.netns import connect_in_netns
-from homeport.images.model import LocalImage
-from homeport.images.registry import hold
+from homeport.images.model import Image
+from homeport.images.source import hold
 from homeport.logs.streams import LogWriter
-from homeport.runtimes.base import Mount, RunHandle, RunSpec, Runtime
+from homeport.runtimes.base import Address, Mount, Resources, RunHandle, RunSpec, Runtime
 
 __all__ = [
     "DEFAULT_HOSTNAME",
@@ -105,7 +106,7 @@ class ServingInstance:
         self,
         key: str,
         runtime: Runtime,
-        image: LocalImage,
+        image: Image,
         model_dir: Path | None,
         env: dict[str, str],
         log: LogWriter,
@@ -113,6 +114,8 @@ class ServingInstance:
         *,
         hostname: str | None = None,
         variant: str = "AllTraffic",
+        resources: Resources | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.key = key  # unique among live instances, e.g. "<endpoint>/<variant>/<n>-<generation>"
         self.runtime = runtime
@@ -121,6 +124,8 @@ class ServingInstance:
         self.env = dict(env)
         self.hostname = hostname or DEFAULT_HOSTNAME
         self.variant = variant  # named in failure reasons, as SageMaker does
+        self.resources = resources
+        self.labels = dict(labels or {})
         self._log = log
         self.scratch = Path(scratch)  # the caller owns (and removes) it; each run gets a folder in it
         self._handle: RunHandle | None = None
@@ -151,6 +156,9 @@ class ServingInstance:
             hostname=self.hostname,
             network="none",
             scratch=self.scratch,
+            resources=self.resources,
+            labels=self.labels,
+            ports=(SERVING_PORT,),
         )
 
     def start(self) -> None:
@@ -174,11 +182,21 @@ class ServingInstance:
             self._drain.start()
 
     @property
-    def netns_pid(self) -> int:
-        """A pid whose ``/proc/<pid>/ns/net`` is the instance's network namespace."""
+    def address(self) -> Address:
+        """Where the instance's port 8080 is reached (inside its network namespace, or published)."""
         if self._handle is None:
             raise RuntimeError(f"instance {self.key} has not been started")
-        return self._handle.pid
+        return self._handle.address(SERVING_PORT)
+
+    def connect(self, timeout: float) -> socket.socket:
+        """A new TCP connection to the instance's port 8080 (OSError when it cannot be reached)."""
+        where = self.address
+        return connect_in_netns(where.netns_pid, where.port, timeout, where.host)
+
+    @property
+    def netns_pid(self) -> int:
+        """A pid whose ``/proc/<pid>/ns/net`` is the instance's network namespace (0: none)."""
+        return self.address.netns_pid
 
     def exit_code(self) -> int | None:
         """The container's exit code once it has exited (negative: killed by that signal), else None."""
@@ -223,7 +241,8 @@ class ServingInstance:
         if handle is None or handle.wait(0) is not None:
             return False
         try:
-            sock = connect_in_netns(handle.pid, SERVING_PORT, timeout)
+            where = handle.address(SERVING_PORT)
+            sock = connect_in_netns(where.netns_pid, where.port, timeout, where.host)
         except OSError:  # refused (not listening yet), timed out, namespace gone
             return False
         conn = http.client.HTTPConnection("127.0.0.1", SERVING_PORT, timeout=timeout)

@@ -43,7 +43,14 @@ def _host_netns_path() -> str:
 def connect_in_netns(
     netns_pid: int, port: int, timeout: float = 2.0, host: str = "127.0.0.1"
 ) -> socket.socket:
-    """A TCP socket connected to ``host:port`` inside the network namespace of ``netns_pid``."""
+    """A TCP socket connected to ``host:port`` inside the network namespace of ``netns_pid``.
+
+    ``netns_pid`` 0 connects from the caller's own namespace (a port published on the host).
+    """
+    if netns_pid == 0:
+        direct = socket.create_connection((host, port), timeout)
+        direct.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return direct
     own = os.open(_host_netns_path(), os.O_RDONLY)
     try:
         target = os.open(f"/proc/{netns_pid}/ns/net", os.O_RDONLY)

@@ -435,7 +435,9 @@ class UpstreamPool:
         route = self.route
         connect_timeout = min(remaining, 10.0)  # bounds how long a worker thread can be held
         try:
-            pending = self._executor.submit(connect_in_netns, route.netns_pid, route.port, connect_timeout)
+            pending = self._executor.submit(
+                connect_in_netns, route.netns_pid, route.port, connect_timeout, route.host
+            )
         except RuntimeError as exc:  # the router closed while this request was on its way
             raise UpstreamUnavailable(f"cannot connect to instance {route.key}: {exc}") from exc
         try:

@@ -20,3 +20,20 @@ class LocalImage:
     @property
     def reference(self) -> str:
         return f"{self.name}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class EngineImage:
+    """An image held by a Docker-compatible engine, pinned to its ID when resolved."""
+
+    name: str  # the reference as found in the engine, e.g. "localhost/my-image"
+    tag: str
+    id: str  # "sha256:..."; containers are created from the ID, so a re-tag cannot swap it
+    created: float = 0.0
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+Image = LocalImage | EngineImage

@@ -56,14 +56,15 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 from homeport.errors import InternalFailure, RuntimeUnavailable
 from homeport.images.model import LocalImage
-from homeport.runtimes.base import RunSpec
-from homeport.runtimes.sandbox_plan import build_plan, hosts_file, validate
+from homeport.runtimes.base import Address, RunSpec
+from homeport.runtimes.sandbox_plan import build_plan, hosts_file, local_image, validate
 from homeport.runtimes.spawner import Spawner
 
 INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
@@ -107,6 +108,18 @@ class ProcessRuntime:
         # that the socket alone prevents orphans.
         self._parent_death_signal = parent_death_signal
         self._spawner = Spawner()
+        self._runs: weakref.WeakSet[ProcessRun] = weakref.WeakSet()
+        self._runs_lock = threading.Lock()
+
+    def sweep(self) -> int:
+        """Nothing can be left over: every sandbox dies with the server that started it."""
+        return 0
+
+    def close(self) -> None:
+        with self._runs_lock:
+            runs = list(self._runs)
+        for run in runs:
+            run.kill()
 
     def check(self) -> None:
         unshare = self._tool("unshare")
@@ -168,8 +181,9 @@ class ProcessRuntime:
 
     def start(self, spec: RunSpec) -> ProcessRun:
         validate(spec)
-        if not spec.image.root.is_dir():
-            raise InternalFailure(f"image {spec.image.reference}: its files are missing ({spec.image.root})")
+        image = local_image(spec)
+        if not image.root.is_dir():
+            raise InternalFailure(f"image {image.reference}: its files are missing ({image.root})")
         for mount in spec.mounts:
             if not mount.source.exists():
                 raise InternalFailure(f"run {spec.name}: mount source {mount.source} does not exist")
@@ -203,7 +217,10 @@ class ProcessRuntime:
                 ours.close()
             shutil.rmtree(run_dir, ignore_errors=True)
             raise
-        return ProcessRun(spec.name, popen, ours, run_dir)
+        run = ProcessRun(spec.name, popen, ours, run_dir)
+        with self._runs_lock:
+            self._runs.add(run)
+        return run
 
     def _launch(
         self, spec: RunSpec, control_fd: int, plan_file: Path, user_namespace: bool
@@ -278,6 +295,11 @@ class ProcessRun:
     @property
     def pid(self) -> int:
         return self._popen.pid
+
+    def address(self, port: int) -> Address:
+        # The launcher lives in the sandbox's network namespace (shared with the host's when
+        # the run has network="host").
+        return Address(self._popen.pid, "127.0.0.1", port)
 
     @property
     def output(self) -> IO[bytes]:

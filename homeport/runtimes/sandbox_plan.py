@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeport.errors import ValidationException
+from homeport.errors import InternalFailure, ValidationException
+from homeport.images.model import LocalImage
 from homeport.runtimes.base import RunSpec
 
 STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -38,6 +39,16 @@ class MountEntry:
     read_only: bool
 
 
+def local_image(spec: RunSpec) -> LocalImage:
+    """The run's image as a folder; the process runtime runs nothing else."""
+    if not isinstance(spec.image, LocalImage):
+        raise InternalFailure(
+            f"run {spec.name}: the process runtime runs images registered with `homeport image add`, "
+            f"not the engine image {spec.image.reference}"
+        )
+    return spec.image
+
+
 def check_target(target: str, what: str) -> None:
     if not target.startswith("/") or os.path.normpath(target) != target or "\x00" in target:
         raise ValidationException(f"{what} must be a normalised absolute path, got {target!r}")
@@ -53,9 +64,10 @@ def check_hostname(name: str) -> None:
 
 def validate(spec: RunSpec) -> None:
     """Raise ValidationException for anything the sandbox cannot honour."""
-    if not spec.argv or not spec.argv[0]:
+    image = local_image(spec)
+    if not spec.command_line or not spec.command_line[0]:
         raise ValidationException("the command to run (argv) is empty")
-    if any("\x00" in arg for arg in spec.argv):
+    if any("\x00" in arg for arg in spec.command_line):
         raise ValidationException("argv must not contain NUL characters")
     if spec.network not in NETWORKS:
         raise ValidationException(f"network must be one of {', '.join(NETWORKS)}, got {spec.network!r}")
@@ -66,25 +78,27 @@ def validate(spec: RunSpec) -> None:
             ipaddress.ip_address(address)
         except ValueError:
             raise ValidationException(f"invalid address {address!r} for host {name!r}") from None
-    check_target(spec.image.at, "image location")
-    if spec.image.workdir is not None:
-        check_target(spec.image.workdir, "working directory")
+    check_target(image.at, "image location")
+    if image.workdir is not None:
+        check_target(image.workdir, "working directory")
     for mount in spec.mounts:
         check_target(mount.target, "mount target")
-    for env in (spec.image.env, spec.env):
+    for env in (image.env, spec.env):
         for key, value in env.items():
             if not _ENV_NAME.match(key) or "\x00" in value:
                 raise ValidationException(f"invalid environment variable {key!r}")
 
 
 def sandbox_path(spec: RunSpec) -> str:
+    image = local_image(spec)
     # The venv first so `#!/usr/bin/env python` and `python3` are the image's interpreter.
-    folders = [f"{spec.image.venv}/bin"] if spec.image.venv is not None else []
-    return ":".join([*folders, spec.image.at, STANDARD_PATH])
+    folders = [f"{image.venv}/bin"] if image.venv is not None else []
+    return ":".join([*folders, image.at, STANDARD_PATH])
 
 
 def sandbox_env(spec: RunSpec, home: str) -> dict[str, str]:
     """The whole environment of the user's process: nothing leaks from the server's."""
+    image = local_image(spec)
     env = {
         "PATH": sandbox_path(spec),
         "HOME": home,
@@ -93,7 +107,7 @@ def sandbox_env(spec: RunSpec, home: str) -> dict[str, str]:
         # Logs are streamed live; a pipe would otherwise make Python block-buffer them.
         "PYTHONUNBUFFERED": "1",
     }
-    env.update(spec.image.env)
+    env.update(image.env)
     env.update(spec.env)
     return env
 
@@ -110,19 +124,21 @@ def hosts_file(spec: RunSpec) -> str:
 
 def mount_entries(spec: RunSpec, private_tmp: Path, hosts: Path) -> list[MountEntry]:
     """Every bind mount, parents before children (a stable sort on path depth)."""
+    image = local_image(spec)
     entries = [
         MountEntry(private_tmp, "/tmp", read_only=False),
-        MountEntry(spec.image.root, spec.image.at, read_only=True),
+        MountEntry(image.root, image.at, read_only=True),
     ]
-    if spec.image.venv is not None:
+    if image.venv is not None:
         # At its own path, read-only: it may live under the host's /tmp, which is hidden.
-        entries.append(MountEntry(spec.image.venv, str(spec.image.venv), read_only=True))
+        entries.append(MountEntry(image.venv, str(image.venv), read_only=True))
     entries += [MountEntry(m.source, m.target, m.read_only) for m in spec.mounts]
     entries.append(MountEntry(hosts, "/etc/hosts", read_only=False))
     return sorted(entries, key=lambda entry: entry.target.count("/"))
 
 
 def build_plan(spec: RunSpec, private_tmp: Path, hosts: Path, user_namespace: bool) -> dict[str, Any]:
+    image = local_image(spec)
     # An unprivileged user's sandbox root cannot write the host's /root.
     env = sandbox_env(spec, home="/tmp" if user_namespace else "/root")
     return {
@@ -132,7 +148,7 @@ def build_plan(spec: RunSpec, private_tmp: Path, hosts: Path, user_namespace: bo
             (str(entry.source), entry.target, entry.read_only)
             for entry in mount_entries(spec, private_tmp, hosts)
         ],
-        "argv": list(spec.argv),
+        "argv": spec.command_line,
         "env": env,
-        "cwd": spec.image.workdir or spec.image.at,
+        "cwd": image.workdir or image.at,
     }

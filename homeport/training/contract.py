@@ -123,11 +123,23 @@ def environment(spec: dict[str, Any], name: str, arn: str, region: str) -> dict[
     return env
 
 
-def argv(spec: dict[str, Any]) -> list[str]:
-    algorithm = spec.get("AlgorithmSpecification", {})
-    entrypoint = [str(a) for a in algorithm.get("ContainerEntrypoint", [])]
-    arguments = [str(a) for a in algorithm.get("ContainerArguments", [])]
-    if entrypoint:
-        return entrypoint + arguments
-    # Without an entrypoint the arguments replace the image's command, like `docker run IMAGE ARGS`.
+def entrypoint(spec: dict[str, Any]) -> tuple[str, ...]:
+    """ContainerEntrypoint: replaces the image's entrypoint (empty: the image's own)."""
+    return tuple(str(a) for a in spec.get("AlgorithmSpecification", {}).get("ContainerEntrypoint", []))
+
+
+def command(spec: dict[str, Any]) -> list[str]:
+    """The command after the entrypoint: ``train``, or ContainerArguments.
+
+    With ContainerEntrypoint the arguments follow it; without, they replace the image's
+    command, like `docker run IMAGE ARGS`.
+    """
+    arguments = [str(a) for a in spec.get("AlgorithmSpecification", {}).get("ContainerArguments", [])]
+    if entrypoint(spec):
+        return arguments
     return arguments or ["train"]
+
+
+def argv(spec: dict[str, Any]) -> list[str]:
+    """The whole command line when the image has no entrypoint of its own."""
+    return [*entrypoint(spec), *command(spec)]

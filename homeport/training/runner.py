@@ -21,9 +21,10 @@ from typing import IO
 from homeport.artifacts.tarball import pack_dir
 from homeport.config import Settings
 from homeport.errors import HomeportError
-from homeport.images.registry import ImageRegistry
+from homeport.images.source import ImageSource
 from homeport.logs.streams import LogStore, LogWriter
 from homeport.runtimes.base import Mount, RunHandle, RunSpec, Runtime
+from homeport.runtimes.instance_types import resources_for
 from homeport.storage.base import ObjectStore, S3Uri
 from homeport.store.database import Store
 from homeport.store.records import TrainingJobRecord
@@ -69,7 +70,7 @@ class TrainingRunner:
         settings: Settings,
         store: Store,
         objects: ObjectStore,
-        images: ImageRegistry,
+        images: ImageSource,
         runtime: Runtime,
         logs: LogStore,
         owner: str,
@@ -183,12 +184,15 @@ class TrainingRunner:
         run_spec = RunSpec(
             name=f"training-job/{rec.name}/{contract.HOST}",
             image=image,
-            argv=contract.argv(spec),
+            argv=contract.command(spec),
+            entrypoint=contract.entrypoint(spec),
             env=contract.environment(spec, rec.name, rec.arn, self.settings.region),
             mounts=mounts,
             hostname=contract.HOST,
             network="none" if spec.get("EnableNetworkIsolation") else "host",
             scratch=layout.scratch,
+            resources=resources_for(spec.get("ResourceConfig", {}).get("InstanceType", "")),
+            labels={"kind": "training-job", "resource": rec.name},
         )
 
         def training(r: TrainingJobRecord) -> None:

@@ -27,10 +27,10 @@ from typing import IO, Any
 
 from homeport.config import Settings
 from homeport.hosting.deployment import DeployError, Deployment, InstanceFactory, plan_variants
+from homeport.hosting.instance import ServingInstance
 from homeport.hosting.model_data import ModelDataCache
-from homeport.hosting.netns import connect_in_netns
 from homeport.hosting.router import Invocation, Router, RouterError
-from homeport.images.registry import ImageRegistry
+from homeport.images.source import ImageSource
 from homeport.storage.base import ObjectStore, S3Uri
 from homeport.store.database import Store
 from homeport.store.records import TransformJobRecord
@@ -90,7 +90,7 @@ class TransformRunner:
         settings: Settings,
         store: Store,
         objects: ObjectStore,
-        images: ImageRegistry,
+        images: ImageSource,
         model_data: ModelDataCache,
         factory: InstanceFactory,
         router: Router,
@@ -178,11 +178,20 @@ class TransformRunner:
         count = int(spec["TransformResources"]["InstanceCount"])
         config = {
             "ProductionVariants": [
-                {"VariantName": "AllTraffic", "ModelName": model.name, "InitialInstanceCount": count}
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": model.name,
+                    "InitialInstanceCount": count,
+                    "InstanceType": spec["TransformResources"]["InstanceType"],
+                }
             ]
         }
         deployment = Deployment(
-            endpoint=f"transform-{rec.name}", config_name="", variants={}, log_group=LOG_GROUP
+            endpoint=f"transform-{rec.name}",
+            config_name="",
+            variants={},
+            log_group=LOG_GROUP,
+            kind="transform-job",
         )
         try:
             deployment.variants = plan_variants(
@@ -214,7 +223,7 @@ class TransformRunner:
         offered: dict[str, Any] = {}
         instance = deployment.all_instances()[0]
         with contextlib.suppress(Exception):
-            sock = connect_in_netns(instance.netns_pid, 8080, timeout=5.0)
+            sock = instance.connect(5.0)
             conn = http.client.HTTPConnection("localhost", 8080, timeout=5.0)
             conn.sock = sock
             conn.request("GET", "/execution-parameters")
@@ -366,9 +375,7 @@ class TransformRunner:
             instance = instances[number % len(instances)]
             out_path = work / f"{number}.out"
             with out_path.open("wb") as out:
-                ends_with_newline = self._stream_one(
-                    instance.netns_pid, source, headers, timeout, out, compression
-                )
+                ends_with_newline = self._stream_one(instance, source, headers, timeout, out, compression)
                 if assemble_line and not ends_with_newline:
                     out.write(b"\n")
             self.objects.put_file(out_prefix.join(source.relative + ".out"), out_path)
@@ -391,7 +398,7 @@ class TransformRunner:
 
     def _stream_one(
         self,
-        netns_pid: int,
+        instance: ServingInstance,
         source: InputObject,
         headers: list[tuple[str, str]],
         timeout: float,
@@ -401,7 +408,7 @@ class TransformRunner:
         """POST the object chunked, write the answer as it arrives; True if the answer ends in a newline."""
         request_headers = dict(headers)
         try:
-            sock = connect_in_netns(netns_pid, 8080, timeout=timeout)
+            sock = instance.connect(timeout)
         except OSError as exc:
             raise TransformFailed(
                 f"ClientError: the model container could not be reached for input {source.uri}: {exc}"

@@ -11,12 +11,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_support import SCRIPTED, Server, start_server
+from e2e_support import RUNTIMES, SCRIPTED, Server, start_server
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = start_server(tmp_path_factory.mktemp("homeport"), "--stop-grace", "3", "--instance-stop-grace", "3")
+@pytest.fixture(scope="session", params=RUNTIMES)
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One server per runtime: every test that uses it runs on the process and the docker runtime."""
+    srv = start_server(
+        tmp_path_factory.mktemp(f"homeport-{request.param}"),
+        "--stop-grace",
+        "3",
+        "--instance-stop-grace",
+        "3",
+        runtime=request.param,
+    )
     srv.add_image("scripted", SCRIPTED)
     try:
         yield srv

@@ -27,6 +27,8 @@ SCRIPTED = Path(__file__).parent / "images" / "scripted"
 DECISION_TREES = ROOT / "examples" / "decision_trees"
 IRIS = ROOT / "examples" / "data" / "iris.csv"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
+# Every runtime the server can be started with; the session server runs the suite on each.
+RUNTIMES = ("process", "docker")
 VENV_CACHE = Path(os.environ.get("HOMEPORT_VENV_CACHE", Path.home() / ".cache" / "homeport-test-venvs"))
 
 
@@ -55,6 +57,7 @@ class Server:
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    runtime: str = "process"
 
     @property
     def url(self) -> str:
@@ -77,6 +80,8 @@ class Server:
                 str(self.port),
                 "--data-dir",
                 str(self.data_dir),
+                "--runtime",
+                self.runtime,
                 *self.extra_args,
             ],
             stdout=log,
@@ -122,7 +127,12 @@ class Server:
         return result
 
     def add_image(self, name: str, folder: Path, *extra: str) -> None:
-        self.homeport("image", "add", name, str(folder), "--data-dir", str(self.data_dir), *extra)
+        """The folder as image ``name``: registered (process runtime; ``extra`` are `image add`
+        options), or built from the Dockerfile in it through the engine (docker runtime)."""
+        if self.runtime == "docker":
+            self.homeport("image", "build", str(folder), "--tag", name, "--quiet")
+        else:
+            self.homeport("image", "add", name, str(folder), "--data-dir", str(self.data_dir), *extra)
 
     def cp(self, src: str, dst: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return self.homeport("cp", src, dst, "--data-dir", str(self.data_dir), *extra)
@@ -138,8 +148,8 @@ class Server:
         )
 
 
-def start_server(tmp: Path, *extra: str) -> Server:
-    server = Server(tmp / "data", free_port(), list(extra))
+def start_server(tmp: Path, *extra: str, runtime: str = "process") -> Server:
+    server = Server(tmp / "data", free_port(), list(extra), runtime=runtime)
     server.data_dir.mkdir(parents=True, exist_ok=True)
     server.start()
     return server

@@ -8,6 +8,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 from e2e_support import DECISION_TREES, IRIS, Server, training_request, wait_for
 
@@ -47,24 +48,11 @@ def test_decision_trees_trains_on_iris(server: Server, sm: Any, tmp_path: Path, 
         assert "decision-tree-model.pkl" in names
         tar.extractall(tmp_path / "model", filter="data")
     # Load the pickled tree with the image's own interpreter and predict a setosa flower.
-    images = json.loads(server.homeport("image", "ls", "--json", "--data-dir", str(server.data_dir)).stdout)
-    venv = next(i["venv"] for i in images if i["name"] == "decision-trees")
     script = (
         "import pickle,sys; m=pickle.load(open(sys.argv[1],'rb'));"
         "print(m.predict([[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]).tolist()); print(m.get_n_leaves())"
     )
-    out = subprocess.run(
-        [
-            str(Path(venv) / "bin" / "python"),
-            "-c",
-            script,
-            str(tmp_path / "model" / "decision-tree-model.pkl"),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout.splitlines()
+    out = run_python_of_image(server, "decision-trees", script, tmp_path / "model", "decision-tree-model.pkl")
     assert out[0] == "['setosa', 'virginica']"
     assert int(out[1]) <= 5  # max_leaf_nodes from hyperparameters.json reached the training code
 
@@ -75,3 +63,25 @@ def test_decision_trees_failure_file(server: Server, sm: Any, decision_trees: st
     desc = wait_for(sm, "iris-broken", timeout=120)
     assert desc["TrainingJobStatus"] == "Failed"
     assert "Exception during training" in desc["FailureReason"]
+
+
+def run_python_of_image(server: Server, image: str, script: str, folder: Path, file_name: str) -> list[str]:
+    """``python -c script FILE`` with the image's own interpreter; ``folder`` holds FILE."""
+    if server.runtime == "docker":
+        output = docker.from_env().containers.run(
+            f"{image}:latest",
+            ["python", "-c", script, f"/model/{file_name}"],
+            volumes={str(folder): {"bind": "/model", "mode": "ro"}},
+            network_mode="none",
+            remove=True,
+        )
+        return output.decode().splitlines()
+    images = json.loads(server.homeport("image", "ls", "--json", "--data-dir", str(server.data_dir)).stdout)
+    venv = next(i["venv"] for i in images if i["name"] == image)
+    return subprocess.run(
+        [str(Path(venv) / "bin" / "python"), "-c", script, str(folder / file_name)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.splitlines()
