@@ -225,7 +225,9 @@ def build(
     tag: Annotated[str, typer.Option("--tag", "-t", help="Image name, NAME[:TAG].")],
     file: Annotated[
         str | None,
-        typer.Option("--file", "-f", help="Build file inside the context (default: Dockerfile, else Containerfile)."),
+        typer.Option(
+            "--file", "-f", help="Build file inside the context (default: Dockerfile, else Containerfile)."
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image ID.")] = False,
 ) -> None:

@@ -8,7 +8,9 @@ What the container sees follows the SageMaker hosting contract (sagemaker-refere
   so the path exists as it does on SageMaker;
 * a private network namespace holding only loopback (``network="none"``): every instance binds
   ``0.0.0.0:8080`` without clashing, and is reached from the host by entering its namespace
-  (:func:`homeport.hosting.netns.connect_in_netns` on :attr:`ServingInstance.netns_pid`);
+  (:func:`homeport.hosting.netns.connect_in_netns` on :attr:`ServingInstance.address`), or,
+  with the docker runtime's ``ports`` mode, through 8080 published on 127.0.0.1;
+* CPU, memory and GPU limits from the instance type (the docker runtime enforces them);
 * hostname: the ContainerHostname when the caller passes one, else ``"model"``. SageMaker
   ignores ContainerHostname for single-container models and documents no fixed hostname, so
   any valid name is faithful; ``model`` says what the host is for, unlike ``algo-1`` (training);

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from e2e_support import ROLE, Server
+from e2e_support import ROLE, Server, wait_for
 
 AWS = str(Path(sys.executable).parent / "aws")
 
@@ -48,6 +48,8 @@ def test_aws_cli_training_job_round_trip(server: Server, data_bucket: str) -> No
         aws(server, "sagemaker", "create-training-job", "--cli-input-json", json.dumps(spec)).stdout
     )
     assert created["TrainingJobArn"].endswith(":training-job/cli-job")
+    # The CLI waiter polls every 120 s: let the job end first, so its first poll sees the end.
+    wait_for(server.sagemaker(), "cli-job")
     aws(server, "sagemaker", "wait", "training-job-completed-or-stopped", "--training-job-name", "cli-job")
     desc = json.loads(
         aws(server, "sagemaker", "describe-training-job", "--training-job-name", "cli-job").stdout

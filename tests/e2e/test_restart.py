@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import tarfile
 import time
 from pathlib import Path
 
+import docker
 from e2e_support import SCRIPTED, job_processes, start_server, training_request, wait_for, wait_secondary
+
+from homeport.runtimes.container import scope_for
 
 
 def test_kill9_mid_training_leaves_no_orphans_and_fails_the_job(tmp_path: Path) -> None:
@@ -95,3 +99,53 @@ def test_a_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None
         assert "already using the data dir" in result.stderr
     finally:
         srv.stop()
+
+
+def test_docker_kill9_leftovers_are_swept_and_nothing_is_duplicated(tmp_path: Path) -> None:
+    """On the docker runtime containers outlive a crashed server; the next start removes them,
+    fails the job that was training and brings the endpoint back with exactly its one instance."""
+    from test_endpoints import ECHO, call, echo_model, endpoint, in_service, runtime, variant
+
+    srv = start_server(tmp_path, "--stop-grace", "2", "--instance-stop-grace", "2", runtime="docker")
+    engine = docker.from_env()
+    scope = scope_for(srv.data_dir, socket.gethostname())
+
+    def ours(**labels: str) -> list[dict[str, object]]:
+        wanted = [f"io.homeport.scope={scope}", *(f"io.homeport.{k}={v}" for k, v in labels.items())]
+        found: list[dict[str, object]] = engine.api.containers(all=True, filters={"label": wanted})
+        return found
+
+    try:
+        srv.add_image("scripted", SCRIPTED)
+        srv.add_image("echo-flask", ECHO)
+        sm = srv.sagemaker()
+        sm.create_training_job(
+            **training_request("crash-train", HyperParameters={"behaviour": "sleep", "seconds": "300"})
+        )
+        echo_model(sm, srv, tmp_path, "echo-crash", "vc")
+        endpoint(sm, "ep-crash", [variant("echo-crash")])
+        in_service(sm, "ep-crash")
+        wait_secondary(sm, "crash-train", "Training")
+        assert len(ours(kind="training-job", resource="crash-train")) == 1
+        (before,) = ours(kind="endpoint", resource="ep-crash")
+        srv.kill9()
+        assert len(ours()) == 2  # the engine keeps them running without the server
+
+        srv.start()
+        desc = wait_for(sm, "crash-train")
+        assert desc["TrainingJobStatus"] == "Failed"
+        assert "server stopped while this job was in secondary status Training" in desc["FailureReason"]
+        assert ours(kind="training-job") == []
+        in_service(sm, "ep-crash")
+        (after,) = ours(kind="endpoint", resource="ep-crash")  # one instance, not two
+        assert after["Id"] != before["Id"]
+        assert call(runtime(srv), "ep-crash")[0]["model"] == "vc"
+        sm.delete_endpoint(EndpointName="ep-crash")
+        deadline = time.time() + 30
+        while ours() and time.time() < deadline:
+            time.sleep(0.2)
+        assert ours() == []
+    finally:
+        srv.stop()
+        for entry in ours():
+            engine.api.remove_container(entry["Id"], force=True)

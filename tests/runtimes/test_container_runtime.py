@@ -22,7 +22,7 @@ from homeport.hosting.netns import connect_in_netns
 from homeport.images.engine import EngineImages
 from homeport.images.model import EngineImage, LocalImage
 from homeport.runtimes.base import Mount, Resources, RunSpec
-from homeport.runtimes.container import LABEL_RUN, LABEL_SCOPE, ContainerRuntime, container_name
+from homeport.runtimes.container import LABEL_RUN, ContainerRuntime, container_name
 from homeport.runtimes.process import ProcessRuntime
 
 BUSYBOX_TOOLS = ("sh", "echo", "cat", "sleep", "hostname", "ls", "env", "nc", "httpd", "trap", "kill", "test")
