@@ -25,8 +25,8 @@ and the job or endpoint it belongs to. :meth:`ContainerRuntime.sweep` removes wh
 server of the same data dir left behind; :meth:`ContainerRuntime.close` what this one leaves.
 
 Concurrency: one thread per run waits on the container and then removes it; another copies its
-output into a pipe (:attr:`ContainerRun.output`). Exit codes are the engine's; a container
-this runtime killed reports ``-9`` like the process runtime.
+output (attached before the start) into a pipe (:attr:`ContainerRun.output`). Exit codes are the
+engine's; a container this runtime killed reports ``-9`` like the process runtime.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import re
 import signal
 import threading
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -212,17 +213,24 @@ class ContainerRuntime:
                 f"ClientError: the container engine could not create the container for image "
                 f"{image.reference}: {_engine_message(exc)}"
             ) from exc
+        output: Iterator[bytes] | None = None
         try:
+            # Attached before the start, so nothing is missed; the stream ends as the container
+            # exits (following the logs instead lags ~0.5 s behind the exit on Podman).
+            output = self.streams.api.attach(container.id, stdout=True, stderr=True, stream=True, logs=True)
             container.start()
             container.reload()
         except docker.errors.APIError as exc:
+            if output is not None:
+                with contextlib.suppress(Exception):
+                    output.close()  # type: ignore[attr-defined]
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
             raise InternalFailure(
                 f"ClientError: the container for image {image.reference} could not be started: "
                 f"{_engine_message(exc)}"
             ) from exc
-        run = ContainerRun(spec.name, container, self.streams, self.network_mode, spec.ports)
+        run = ContainerRun(spec.name, container, output, self.streams, self.network_mode, spec.ports)
         with self._runs_lock:
             self._runs.add(run)
         return run
@@ -288,6 +296,7 @@ class ContainerRun:
         self,
         name: str,
         container: Container,
+        output: Iterator[bytes],
         streams: docker.DockerClient,
         network_mode: str,
         ports: tuple[int, ...],
@@ -296,6 +305,7 @@ class ContainerRun:
         self._container = container
         self._id = str(container.id)
         self._streams = streams
+        self._attached = output
         self._network_mode = network_mode
         state = container.attrs.get("State", {})
         self._pid = int(state.get("Pid") or 0)
@@ -370,7 +380,7 @@ class ContainerRun:
 
     def _copy_output(self, write_fd: int) -> None:
         try:
-            for chunk in self._streams.api.logs(self._id, stream=True, follow=True, stdout=True, stderr=True):
+            for chunk in self._attached:
                 os.write(write_fd, chunk)
         except (docker.errors.APIError, requests.exceptions.RequestException, OSError) as exc:
             log.debug("output of container %s ended: %s", self.name, exc)
