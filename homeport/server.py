@@ -27,6 +27,7 @@ from homeport.api.app import build_app
 from homeport.api.operations import OperationTable
 from homeport.api.progress_api import progress_routes
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
+from homeport.api.s3.app import build_s3_app, with_s3
 from homeport.api.service_model import load_service_model
 from homeport.api.validation import precompile
 from homeport.config import Settings
@@ -41,6 +42,7 @@ from homeport.runtimes.base import Runtime
 from homeport.runtimes.factory import open_runtime
 from homeport.storage.base import ObjectStore
 from homeport.storage.factory import open_object_store
+from homeport.storage.local import LocalObjectStore
 from homeport.store.database import Store
 from homeport.training.reconcile import reconcile_training
 from homeport.training.runner import TrainingRunner
@@ -197,7 +199,11 @@ def create_app(settings: Settings) -> ASGIApp:
     edge = RuntimeEdge(settings, hp.store, hp.router)
     app = build_app(hp.operations, lifespan, [*edge.routes(), *progress_routes(hp.store)])
     app.state.homeport = hp
-    return edge.wrap(app)
+    wrapped = edge.wrap(app)
+    if isinstance(hp.objects, LocalObjectStore):
+        # The S3 API on the same URL, over the local store (with an S3 backend, use that S3).
+        return with_s3(wrapped, build_s3_app(hp.objects, settings.region))
+    return wrapped
 
 
 def serve(settings: Settings) -> None:

@@ -230,6 +230,9 @@ def build(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the image ID.")] = False,
+    network: Annotated[
+        str | None, typer.Option("--network", help="Network of RUN steps, e.g. host (for pip install).")
+    ] = None,
 ) -> None:
     """Build an image for the docker runtime through the engine at DOCKER_HOST (never pulls)."""
     import docker
@@ -248,7 +251,7 @@ def build(
     err = _stderr()
     on_line = None if quiet else (lambda line: err.print(escape(line)))
     try:
-        image = EngineImages(client).build(context, tag, file, on_line)
+        image = EngineImages(client).build(context, tag, file, on_line, network_mode=network)
     except ValidationException as exc:
         _fail(exc.message, EXIT_BAD_INPUT)
     except (BuildFailed, HomeportError) as exc:

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from homeport.cli.export import export
 from homeport.config import Settings, default_home
 
 app = typer.Typer(
@@ -29,6 +30,9 @@ def _image_app() -> typer.Typer:
 
 
 app.add_typer(_image_app(), name="image")
+
+
+app.command(name="export")(export)
 
 
 @app.command()

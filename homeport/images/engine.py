@@ -79,8 +79,12 @@ class EngineImages:
         tag: str,
         dockerfile: str | None = None,
         on_line: Callable[[str], None] | None = None,
+        network_mode: str | None = None,
     ) -> EngineImage:
-        """``docker build CONTEXT -t TAG`` (Dockerfile, else Containerfile) without pulling."""
+        """``docker build CONTEXT -t TAG`` (Dockerfile, else Containerfile) without pulling.
+
+        ``network_mode="host"`` lets RUN steps reach the host's network (pip, for built-ins).
+        """
         context = Path(context)
         if not context.is_dir():
             raise ValidationException(f"Invalid build context {str(context)!r}: not a folder")
@@ -95,7 +99,13 @@ class EngineImages:
         image_id: str | None = None
         try:
             for event in self.client.api.build(
-                path=str(context), tag=tag, dockerfile=dockerfile, rm=True, pull=False, decode=True
+                path=str(context),
+                tag=tag,
+                dockerfile=dockerfile,
+                rm=True,
+                pull=False,
+                decode=True,
+                network_mode=network_mode,
             ):
                 if "error" in event:
                     raise BuildFailed(str(event["error"]).strip())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,6 +112,17 @@ class LogStore:
             time.sleep(poll)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def cloudwatch_text(line: str) -> str:
+    """``line`` with control characters escaped as ``#ooo`` (octal), as SageMaker's CloudWatch
+    log agent writes them: ``[0]\ttrain-merror:0.05`` → ``[0]#011train-merror:0.05``."""
+    if _CONTROL.search(line) is None:
+        return line
+    return _CONTROL.sub(lambda m: f"#{ord(m.group()):03o}", line)
+
+
 class LogWriter:
     """Appends events; each line is written with one ``write`` call on an unbuffered file."""
 
@@ -118,6 +130,9 @@ class LogWriter:
         self._fh: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
 
     def write(self, message: str, timestamp: float | None = None) -> None:
+        """One event; control characters are written as CloudWatch Logs shows them (a tab is
+        ``#011``), which is what SageMaker users' metric regexes expect."""
+        message = cloudwatch_text(message)
         ts = int((time.time() if timestamp is None else timestamp) * 1000)
         line = json.dumps({"t": ts, "m": message}, ensure_ascii=False) + "\n"
         self._fh.write(line.encode("utf-8"))

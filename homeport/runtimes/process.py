@@ -64,7 +64,7 @@ from typing import IO
 from homeport.errors import InternalFailure, RuntimeUnavailable
 from homeport.images.model import LocalImage
 from homeport.runtimes.base import Address, RunSpec
-from homeport.runtimes.sandbox_plan import build_plan, hosts_file, local_image, validate
+from homeport.runtimes.sandbox_plan import build_plan, hosts_file, local_image, private_code_dir, validate
 from homeport.runtimes.spawner import Spawner
 
 INIT_SCRIPT = Path(__file__).with_name("sandbox_init.py")
@@ -195,6 +195,7 @@ class ProcessRuntime:
             private_tmp = run_dir / "tmp"
             private_tmp.mkdir()
             private_tmp.chmod(0o1777)  # processes that drop to another user still need /tmp
+            private_code_dir(private_tmp).mkdir()
             hosts = run_dir / "hosts"
             hosts.write_text(hosts_file(spec))
             hosts.chmod(0o644)

@@ -122,13 +122,28 @@ def hosts_file(spec: RunSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+CODE_DIR = "/opt/ml/code"
+
+
+def private_code_dir(private_tmp: Path) -> Path:
+    """The run's own ``/opt/ml/code`` (next to its private /tmp in the run folder)."""
+    return private_tmp.with_name("opt-ml-code")
+
+
 def mount_entries(spec: RunSpec, private_tmp: Path, hosts: Path) -> list[MountEntry]:
-    """Every bind mount, parents before children (a stable sort on path depth)."""
+    """Every bind mount, parents before children (a stable sort on path depth).
+
+    ``/opt/ml/code`` is where framework toolkits unpack ``sagemaker_submit_directory``: each
+    run gets its own empty one, never the host's, unless the image itself lives there.
+    """
     image = local_image(spec)
     entries = [
         MountEntry(private_tmp, "/tmp", read_only=False),
         MountEntry(image.root, image.at, read_only=True),
     ]
+    covered = image.at == CODE_DIR or any(m.target == CODE_DIR for m in spec.mounts)
+    if not covered:
+        entries.append(MountEntry(private_code_dir(private_tmp), CODE_DIR, read_only=False))
     if image.venv is not None:
         # At its own path, read-only: it may live under the host's /tmp, which is hidden.
         entries.append(MountEntry(image.venv, str(image.venv), read_only=True))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from homeport.errors import ObjectStoreError
+from homeport.errors import NoSuchObject, ObjectStoreError
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,48 @@ class ObjectInfo:
     size: int
     last_modified: float  # epoch seconds
     etag: str
+
+
+@dataclass(frozen=True)
+class ObjectAttributes:
+    """What a client stored with an object besides its bytes (S3's Content-Type and metadata).
+
+    ``metadata`` holds user metadata by lower-case name without the ``x-amz-meta-`` prefix;
+    ``headers`` the standard headers S3 keeps (content-encoding, content-disposition,
+    content-language, cache-control, expires) by lower-case name.
+    """
+
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return self.content_type is None and not self.metadata and not self.headers
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """An in-progress multipart upload."""
+
+    bucket: str
+    key: str
+    upload_id: str
+    initiated: float  # epoch seconds
+    attributes: ObjectAttributes
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    number: int
+    size: int
+    etag: str  # md5 hex of the part's bytes
+    last_modified: float
 
 
 class ObjectStore(Protocol):
@@ -88,6 +130,58 @@ class InvalidObjectName(ObjectStoreError, ValueError):
     Both an ObjectStoreError (so the API edge answers it as a client error) and a ValueError
     (so callers validating user input can catch the builtin).
     """
+
+    code = "ValidationException"
+    status = 400
+
+
+class NoSuchBucket(NoSuchObject):
+    """The bucket does not exist (a NoSuchObject, so callers of the contract need not care)."""
+
+
+class BucketNotEmpty(ObjectStoreError):
+    code = "ValidationException"
+    status = 400
+
+
+class BucketAlreadyExists(ObjectStoreError):
+    code = "ValidationException"
+    status = 400
+
+
+class KeyConflict(ObjectStoreError):
+    """A key this store cannot hold beside another (``a`` and ``a/b``: a file cannot be a folder)."""
+
+    code = "ValidationException"
+    status = 400
+
+
+class PreconditionFailed(ObjectStoreError):
+    """A conditional write (create only if absent) found an object."""
+
+    code = "ValidationException"
+    status = 400
+
+
+class NoSuchUpload(ObjectStoreError):
+    code = "ValidationException"
+    status = 400
+
+
+class InvalidPart(ObjectStoreError):
+    """A part named when completing an upload is missing or its ETag does not match."""
+
+    code = "ValidationException"
+    status = 400
+
+
+class InvalidPartOrder(ObjectStoreError):
+    code = "ValidationException"
+    status = 400
+
+
+class EntityTooSmall(ObjectStoreError):
+    """A part other than the last is smaller than the minimum part size."""
 
     code = "ValidationException"
     status = 400

@@ -112,8 +112,13 @@ def write_config(layout: JobLayout, spec: dict[str, Any]) -> None:
         (layout.config / name).write_text(json.dumps(doc, indent=None), encoding="utf-8")
 
 
-def environment(spec: dict[str, Any], name: str, arn: str, region: str) -> dict[str, str]:
+def environment(
+    spec: dict[str, Any], name: str, arn: str, region: str, services: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The container's environment: ``services`` (how to reach the object store), then
+    SageMaker's variables, then the request's ``Environment``, which wins."""
     env = {
+        **(services or {}),
         "TRAINING_JOB_NAME": name,
         "TRAINING_JOB_ARN": arn,
         "AWS_REGION": region,

@@ -8,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from homeport.builtins.catalog import default_metric_definitions
+
 
 @dataclass
 class MetricCollector:
@@ -16,7 +18,8 @@ class MetricCollector:
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> MetricCollector:
-        defs = spec.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+        """The job's MetricDefinitions, or its built-in algorithm's when it brings none."""
+        defs = default_metric_definitions(spec)
         return cls([(str(d["Name"]), re.compile(str(d["Regex"]))) for d in defs])
 
     def feed(self, line: str, timestamp: float | None = None) -> None:

@@ -22,10 +22,11 @@ from homeport.artifacts.tarball import pack_dir
 from homeport.config import Settings
 from homeport.errors import HomeportError
 from homeport.images.source import ImageSource
-from homeport.logs.streams import LogStore, LogWriter
+from homeport.logs.streams import LogStore, LogWriter, cloudwatch_text
 from homeport.runtimes.base import Mount, RunHandle, RunSpec, Runtime
 from homeport.runtimes.instance_types import resources_for
 from homeport.storage.base import ObjectStore, S3Uri
+from homeport.storage.endpoint_env import object_store_environment
 from homeport.store.database import Store
 from homeport.store.records import TrainingJobRecord
 from homeport.training import contract
@@ -186,7 +187,9 @@ class TrainingRunner:
             image=image,
             argv=contract.command(spec),
             entrypoint=contract.entrypoint(spec),
-            env=contract.environment(spec, rec.name, rec.arn, self.settings.region),
+            env=contract.environment(
+                spec, rec.name, rec.arn, self.settings.region, object_store_environment(self.settings)
+            ),
             mounts=mounts,
             hostname=contract.HOST,
             network="none" if spec.get("EnableNetworkIsolation") else "host",
@@ -259,7 +262,7 @@ class TrainingRunner:
         output: IO[bytes], writer: LogWriter, metrics: MetricCollector, tail: collections.deque[str]
     ) -> None:
         for raw in iter(output.readline, b""):
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            line = cloudwatch_text(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
             now = time.time()
             writer.write(line, now)
             metrics.feed(line, now)

@@ -130,7 +130,7 @@ class Server:
         """The folder as image ``name``: registered (process runtime; ``extra`` are `image add`
         options), or built from the Dockerfile in it through the engine (docker runtime)."""
         if self.runtime == "docker":
-            self.homeport("image", "build", str(folder), "--tag", name, "--quiet")
+            self.homeport("image", "build", str(folder), "--tag", name, "--quiet", "--network", "host")
         else:
             self.homeport("image", "add", name, str(folder), "--data-dir", str(self.data_dir), *extra)
 

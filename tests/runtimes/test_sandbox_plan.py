@@ -57,9 +57,18 @@ def test_mounts_parents_first_and_image_read_only() -> None:
         ("/tmp", False),
         ("/opt/program", True),
         ("/etc/hosts", False),
+        ("/opt/ml/code", False),
         ("/opt/ml/input", False),
         ("/opt/ml/input/data/train", True),
     ]
+    code = next(e for e in entries if e.target == "/opt/ml/code")
+    assert code.source == Path("/runs/x/opt-ml-code")  # the run's own, never the host's
+
+
+def test_an_image_at_opt_ml_code_is_not_hidden() -> None:
+    image = LocalImage(name="t", tag="latest", root=Path("/images/t"), at="/opt/ml/code")
+    entries = mount_entries(spec(image=image), Path("/runs/x/tmp"), Path("/runs/x/hosts"))
+    assert [e.source for e in entries if e.target == "/opt/ml/code"] == [Path("/images/t")]
 
 
 def test_plan_is_plain_data_for_marshal() -> None:

@@ -1,0 +1,17 @@
+"""Defaults of the scikit-learn framework image, as the SageMaker scikit-learn container has them:
+``model_fn`` must come from the user's script; predictions are ``model.predict``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def model_fn(model_dir: str) -> Any:
+    raise NotImplementedError(
+        "Please provide a model_fn implementation in your inference script (SAGEMAKER_PROGRAM); "
+        f"it loads the model from {model_dir}"
+    )
+
+
+def predict_fn(data: Any, model: Any) -> Any:
+    return model.predict(data)
