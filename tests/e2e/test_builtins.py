@@ -138,10 +138,12 @@ def test_builtin_xgboost_trains_reports_metrics_and_serves_like_xgboost(
         names = {n.removeprefix("./") for n in tar.getnames()}
     assert {"xgboost-model", "model.onnx"} <= names
 
-    # xgboost called directly with the same data and parameters predicts the same.
-    train = iris_split["train"]
-    params = {"objective": "multi:softprob", "num_class": 3, "max_depth": 3, "eta": 0.3, "seed": 1}
-    booster = xgb.train(params, xgb.DMatrix(train[:, 1:], label=train[:, 0]), num_boost_round=12)
+    # The endpoint answers what xgboost itself predicts with the trained model file (training
+    # parity with xgboost called directly is checked in tests/builtins, on the same version).
+    with tarfile.open(archive) as tar:
+        tar.extract("xgboost-model", tmp_path, filter="data")
+    booster = xgb.Booster()
+    booster.load_model(str(tmp_path / "xgboost-model"))
     rows = iris_split["validation"][:5, 1:]
     expected = booster.predict(xgb.DMatrix(rows))
 
