@@ -41,6 +41,7 @@ from homeport.logs.streams import LogStore
 from homeport.runtimes.base import Runtime
 from homeport.runtimes.factory import open_runtime
 from homeport.storage.base import ObjectStore
+from homeport.storage.endpoint_env import object_store_environment
 from homeport.storage.factory import open_object_store
 from homeport.storage.local import LocalObjectStore
 from homeport.store.database import Store
@@ -117,7 +118,12 @@ def compose(settings: Settings) -> Homeport:
     training = TrainingService(settings, store, scheduler)
     router = Router()
     factory = InstanceFactory(
-        runtime, logs, settings.endpoints_dir, settings.region, settings.instance_stop_grace_seconds
+        runtime,
+        logs,
+        settings.endpoints_dir,
+        settings.region,
+        settings.instance_stop_grace_seconds,
+        object_store_environment(settings),
     )
     model_data = ModelDataCache(settings.model_cache_dir, objects)
     controller = EndpointController(settings, store, images, model_data, factory, router)

@@ -117,9 +117,17 @@ class InstanceFactory:
     """Starts and stops serving instances of a variant plan."""
 
     def __init__(
-        self, runtime: Runtime, logs: LogStore, scratch_root: Path, region: str, stop_grace: float
+        self,
+        runtime: Runtime,
+        logs: LogStore,
+        scratch_root: Path,
+        region: str,
+        stop_grace: float,
+        services: dict[str, str] | None = None,
     ) -> None:
         self.runtime = runtime
+        # How containers reach the object store (S3_ENDPOINT_URL, ...): under the model's Environment.
+        self.services = dict(services or {})
         self.logs = logs
         self.scratch_root = scratch_root
         self.region = region
@@ -134,7 +142,7 @@ class InstanceFactory:
         scratch = self.scratch_root / deployment.key / f"{plan.name}-{instance_id}"
         scratch.mkdir(parents=True, exist_ok=True)
         writer = self.logs.writer(deployment.log_group, f"{deployment.endpoint}/{plan.name}/{instance_id}")
-        env = {"AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, **plan.env}
+        env = {**self.services, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, **plan.env}
         instance = ServingInstance(
             key,
             self.runtime,

@@ -125,7 +125,7 @@ class ContainerRuntime:
 
     @property
     def streams(self) -> docker.DockerClient:
-        """A second client without a read timeout, for the long-lived wait and logs calls."""
+        """A second client without a read timeout, for the long-lived wait and attach calls."""
         if self._streams is None:
             self._streams = self._connect(None)
         return self._streams

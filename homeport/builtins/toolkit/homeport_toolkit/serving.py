@@ -2,8 +2,9 @@
 
 ``main(default_handler="sklearn_handler")`` is the whole ``serve`` script of an image. It
 
-1. pip-installs ``requirements.txt`` from the user's code folder (``<base>/model/code``, or
-   ``SAGEMAKER_SUBMIT_DIRECTORY`` when that is a local folder) once, if there is one;
+1. downloads a remote ``SAGEMAKER_SUBMIT_DIRECTORY`` (``s3://.../sourcedir.tar.gz``) into a
+   private folder, then pip-installs ``requirements.txt`` from the user's code folder
+   (``<base>/model/code``, or ``SAGEMAKER_SUBMIT_DIRECTORY``) once, if there is one;
 2. serves :data:`homeport_toolkit.app.app` with uvicorn on ``0.0.0.0:$SAGEMAKER_BIND_TO_PORT``
    (default 8080): ``SAGEMAKER_MODEL_SERVER_WORKERS`` worker processes (default: the CPU count)
    under uvicorn's multiprocess supervisor, httptools and uvloop when installed, no access log.
@@ -26,9 +27,12 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+from . import files
 from .app import DEFAULT_HANDLER_ENV, LOG_FORMAT, WORKERS_ENV
-from .handler import user_code_dir
+from .handler import SUBMIT_DIR_ENV, user_code_dir
 
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 WORKERS_SETTING_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
@@ -61,6 +65,19 @@ def log_level() -> str:
         return name.lower() if isinstance(name, str) and not name.startswith("Level") else "info"
     known = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "TRACE")
     return value.lower() if value.upper() in known else "info"
+
+
+def fetch_submit_directory() -> None:
+    """A remote ``SAGEMAKER_SUBMIT_DIRECTORY`` (``s3://.../sourcedir.tar.gz``, as the SDK sets it
+    for framework models it does not repack) is downloaded and unpacked once, before the workers
+    start, into a private folder that the variable then names for them."""
+    submit = os.environ.get(SUBMIT_DIR_ENV, "")
+    if not submit.startswith("s3://"):
+        return
+    target = Path(tempfile.mkdtemp(prefix="homeport-submit-"))
+    log.info("Downloading the inference code from %s", submit)
+    files.download_and_extract(submit, target)
+    os.environ[SUBMIT_DIR_ENV] = str(target)
 
 
 def install_requirements() -> None:
@@ -108,6 +125,7 @@ def main(default_handler: str | None = None) -> None:
 
     level = log_level()
     _configure_logging(level)
+    fetch_submit_directory()
     install_requirements()
 
     workers = worker_count()
