@@ -29,6 +29,7 @@ from homeport.api.progress_api import progress_routes
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
 from homeport.api.s3.app import build_s3_app, with_s3
 from homeport.api.service_model import load_service_model
+from homeport.api.sts import build_sts_app, with_sts
 from homeport.api.validation import precompile
 from homeport.config import Settings
 from homeport.hosting.controller import EndpointController
@@ -205,7 +206,8 @@ def create_app(settings: Settings) -> ASGIApp:
     edge = RuntimeEdge(settings, hp.store, hp.router)
     app = build_app(hp.operations, lifespan, [*edge.routes(), *progress_routes(hp.store)])
     app.state.homeport = hp
-    wrapped = edge.wrap(app)
+    # STS (GetCallerIdentity) on the same URL, told apart by the signature's scope.
+    wrapped = with_sts(edge.wrap(app), build_sts_app(settings.account))
     if isinstance(hp.objects, LocalObjectStore):
         # The S3 API on the same URL, over the local store (with an S3 backend, use that S3).
         return with_s3(wrapped, build_s3_app(hp.objects, settings.region))
