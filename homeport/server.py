@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 
 from homeport.api import hosting_api, tags_api, training_api, transform_api
 from homeport.api.app import build_app
+from homeport.api.cloudwatch_logs import build_logs_app, with_logs
 from homeport.api.operations import OperationTable
 from homeport.api.progress_api import progress_routes
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
@@ -208,6 +209,7 @@ def create_app(settings: Settings) -> ASGIApp:
     app.state.homeport = hp
     # STS (GetCallerIdentity) on the same URL, told apart by the signature's scope.
     wrapped = with_sts(edge.wrap(app), build_sts_app(settings.account))
+    wrapped = with_logs(wrapped, build_logs_app(hp.logs, account=settings.account))
     if isinstance(hp.objects, LocalObjectStore):
         # The S3 API on the same URL, over the local store (with an S3 backend, use that S3).
         return with_s3(wrapped, build_s3_app(hp.objects, settings.region))
