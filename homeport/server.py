@@ -24,13 +24,14 @@ from starlette.applications import Starlette
 
 from homeport.api import hosting_api, tags_api, training_api, transform_api
 from homeport.api.app import build_app
-from homeport.api.cloudwatch_logs import build_logs_app, with_logs
+from homeport.api.cloudwatch_logs import build_logs_app
 from homeport.api.operations import OperationTable
 from homeport.api.progress_api import progress_routes
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
-from homeport.api.s3.app import build_s3_app, with_s3
+from homeport.api.s3.app import build_s3_app
 from homeport.api.service_model import load_service_model
-from homeport.api.sts import build_sts_app, with_sts
+from homeport.api.sigv4 import by_signing_service
+from homeport.api.sts import build_sts_app
 from homeport.api.validation import precompile
 from homeport.config import Settings
 from homeport.hosting.controller import EndpointController
@@ -207,13 +208,15 @@ def create_app(settings: Settings) -> ASGIApp:
     edge = RuntimeEdge(settings, hp.store, hp.router)
     app = build_app(hp.operations, lifespan, [*edge.routes(), *progress_routes(hp.store)])
     app.state.homeport = hp
-    # STS (GetCallerIdentity) on the same URL, told apart by the signature's scope.
-    wrapped = with_sts(edge.wrap(app), build_sts_app(settings.account))
-    wrapped = with_logs(wrapped, build_logs_app(hp.logs, account=settings.account))
+    # Other AWS APIs on the same URL, told apart by the signature's scope (read once per request).
+    services = {
+        "sts": build_sts_app(settings.account),
+        "logs": build_logs_app(hp.logs, account=settings.account),
+    }
     if isinstance(hp.objects, LocalObjectStore):
-        # The S3 API on the same URL, over the local store (with an S3 backend, use that S3).
-        return with_s3(wrapped, build_s3_app(hp.objects, settings.region))
-    return wrapped
+        # The S3 API over the local store (with an S3 backend, clients use that S3).
+        services["s3"] = build_s3_app(hp.objects, settings.region)
+    return by_signing_service(edge.wrap(app), services)
 
 
 def serve(settings: Settings) -> None:

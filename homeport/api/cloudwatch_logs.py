@@ -29,19 +29,13 @@ import json
 import re
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from homeport.api import sigv4
+from homeport.api.runtime_api import ASGIApp, Receive, Scope, Send
 from homeport.logs.streams import LogStore
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 TARGET_PREFIX = "Logs_20140328."
 MAX_BODY = 1024 * 1024
@@ -636,15 +630,3 @@ def build_logs_app(logs: LogStore, account: str = DEFAULT_ACCOUNT) -> ASGIApp:
         await send({"type": "http.response.body", "body": payload})
 
     return app
-
-
-def with_logs(app: ASGIApp, logs_app: ASGIApp) -> ASGIApp:
-    """``app`` with requests signed for CloudWatch Logs sent to ``logs_app``."""
-
-    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and sigv4.signing_service(scope) == "logs":
-            await logs_app(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return dispatch

@@ -8,7 +8,7 @@ Signatures are never verified here: this only routes.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -51,3 +51,27 @@ def signing_service(scope: MutableMapping[str, Any]) -> str | None:
         if b"AWSAccessKeyId" in params and b"Signature" in params:
             return "s3"
     return None
+
+
+_Scope = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+_Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+_ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
+
+
+def by_signing_service(default: _ASGIApp, services: Mapping[str, _ASGIApp]) -> _ASGIApp:
+    """One ASGI app in front of several: an HTTP request goes to the app of the service its
+    signature is scoped to (read once per request), everything else (lifespan, unsigned
+    requests, SageMaker's own) to ``default``."""
+    routes = dict(services)
+
+    async def dispatch(scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] == "http" and routes:
+            service = signing_service(scope)
+            target = routes.get(service) if service is not None else None
+            if target is not None:
+                await target(scope, receive, send)
+                return
+        await default(scope, receive, send)
+
+    return dispatch

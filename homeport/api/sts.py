@@ -11,18 +11,10 @@ other action gets STS's own error shape with ``InvalidAction``.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from homeport.api import sigv4
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from homeport.api.runtime_api import ASGIApp, Receive, Scope, Send
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 MAX_BODY = 64 * 1024
@@ -100,15 +92,3 @@ def build_sts_app(account: str) -> ASGIApp:
         await send({"type": "http.response.body", "body": payload})
 
     return app
-
-
-def with_sts(app: ASGIApp, sts_app: ASGIApp) -> ASGIApp:
-    """``app`` with requests signed for STS sent to ``sts_app``."""
-
-    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and sigv4.signing_service(scope) == "sts":
-            await sts_app(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return dispatch

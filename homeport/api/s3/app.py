@@ -169,10 +169,4 @@ def build_s3_app(objects: LocalObjectStore, region: str) -> ASGIApp:
 def with_s3(app: ASGIApp, s3_app: ASGIApp) -> ASGIApp:
     """``app`` with requests signed for S3 (``signing_service(scope) == "s3"``) sent to ``s3_app``."""
 
-    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and sigv4.signing_service(scope) == "s3":
-            await s3_app(scope, receive, send)
-        else:
-            await app(scope, receive, send)
-
-    return dispatch
+    return sigv4.by_signing_service(app, {"s3": s3_app})
