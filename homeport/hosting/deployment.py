@@ -22,6 +22,7 @@ from typing import Any
 from homeport.hosting.instance import InstanceFailed, ServingInstance, StartCancelled
 from homeport.hosting.model_data import ModelDataCache
 from homeport.hosting.routes import EndpointRoute, InstanceRoute, VariantRoute
+from homeport.hosting.submit_dir import copy_for_instance, stage_submit_directory
 from homeport.images.model import Image
 from homeport.images.source import ImageSource
 from homeport.logs.streams import LogStore, LogWriter
@@ -51,6 +52,8 @@ class VariantPlan:
     instance_type: str
     startup_timeout: float
     resolution_time: float
+    # The model's remote SAGEMAKER_SUBMIT_DIRECTORY, staged (each instance gets a copy).
+    code_dir: Path | None = None
     instances: list[ServingInstance] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # instance key → consecutive failed pings
 
@@ -143,6 +146,7 @@ class InstanceFactory:
         scratch.mkdir(parents=True, exist_ok=True)
         writer = self.logs.writer(deployment.log_group, f"{deployment.endpoint}/{plan.name}/{instance_id}")
         env = {**self.services, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region, **plan.env}
+        code_dir = copy_for_instance(plan.code_dir, scratch) if plan.code_dir is not None else None
         instance = ServingInstance(
             key,
             self.runtime,
@@ -151,6 +155,7 @@ class InstanceFactory:
             env,
             writer,
             scratch,
+            code_dir=code_dir,
             variant=plan.name,
             resources=resources_for(plan.instance_type),
             labels={"kind": deployment.kind, "resource": deployment.endpoint, "variant": plan.name},
@@ -223,8 +228,10 @@ def plan_variants(
             image = images.resolve(image_ref)  # each instance holds the image while it runs
         except Exception as exc:
             raise DeployError(f"Failed to resolve image {image_ref!r} of model {model_name}: {exc}") from exc
+        env = {str(k): str(v) for k, v in container.get("Environment", {}).items()}
         try:
             model_dir = model_data.prepare(container)
+            env, code_dir = stage_submit_directory(env, model_data)
         except Exception as exc:
             raise DeployError(str(exc)) from exc
         plans[variant["VariantName"]] = VariantPlan(
@@ -233,7 +240,8 @@ def plan_variants(
             image_ref=image_ref,
             image=image,
             model_dir=model_dir,
-            env={str(k): str(v) for k, v in container.get("Environment", {}).items()},
+            env=env,
+            code_dir=code_dir,
             weight=float(variant.get("InitialVariantWeight", 1.0)),
             desired_count=int(variant.get("InitialInstanceCount", 1)),
             instance_type=str(variant.get("InstanceType", "")),

@@ -52,6 +52,7 @@ from homeport.logs.streams import LogWriter
 from homeport.runtimes.base import Address, Mount, Resources, RunHandle, RunSpec, Runtime
 
 __all__ = [
+    "CODE_DIR",
     "DEFAULT_HOSTNAME",
     "InstanceFailed",
     "MODEL_DIR",
@@ -64,6 +65,7 @@ __all__ = [
 
 SERVING_PORT = 8080
 MODEL_DIR = "/opt/ml/model"
+CODE_DIR = "/opt/ml/code"  # where toolkits keep the inference code (sagemaker_submit_directory)
 DEFAULT_HOSTNAME = "model"
 PING_TIMEOUT = 2.0  # SageMaker's /ping request timeout
 STOP_GRACE = 30.0  # SageMaker: SIGTERM, then SIGKILL 30 s later
@@ -115,6 +117,7 @@ class ServingInstance:
         scratch: Path,
         *,
         hostname: str | None = None,
+        code_dir: Path | None = None,
         variant: str = "AllTraffic",
         resources: Resources | None = None,
         labels: dict[str, str] | None = None,
@@ -123,6 +126,7 @@ class ServingInstance:
         self.runtime = runtime
         self.image = image
         self.model_dir = model_dir
+        self.code_dir = code_dir  # mounted writable at /opt/ml/code when given (staged inference code)
         self.env = dict(env)
         self.hostname = hostname or DEFAULT_HOSTNAME
         self.variant = variant  # named in failure reasons, as SageMaker does
@@ -154,7 +158,10 @@ class ServingInstance:
             image=self.image,
             argv=["serve"],
             env=self.env,
-            mounts=[Mount(model, MODEL_DIR, read_only=True)],
+            mounts=[
+                Mount(model, MODEL_DIR, read_only=True),
+                *([Mount(self.code_dir, CODE_DIR, read_only=False)] if self.code_dir is not None else []),
+            ],
             hostname=self.hostname,
             network="none",
             scratch=self.scratch,

@@ -318,6 +318,55 @@ def test_sklearn_entry_point_script_mode_and_model_fn(
     finally:
         cleanup(sm, name)
 
+    # Serve it as the SDK does when it does not repack: the trained model.tar.gz as it is, the
+    # code named by SAGEMAKER_SUBMIT_DIRECTORY in S3. The instance has no network: the server
+    # stages the archive into /opt/ml/code.
+    remote = f"{name}-remote"
+    code_env = {"SAGEMAKER_PROGRAM": "train.py", "SAGEMAKER_SUBMIT_DIRECTORY": source_uri}
+    deploy(sm, remote, SKLEARN, desc["ModelArtifacts"]["S3ModelArtifacts"], code_env)
+    try:
+        rows = iris_split["validation"][:3, 1:]
+        answer = json.loads(
+            invoke(server, remote, json.dumps(rows.tolist()), "application/json", "application/json")
+        )
+        assert len(answer) == 3 and all(label in (0.0, 1.0, 2.0) for label in answer)
+    finally:
+        cleanup(sm, remote)
+
+    # A submit directory that is not there fails the endpoint, naming it.
+    missing = f"{name}-nocode"
+    missing_uri = f"{prefix}/no-such-code/sourcedir.tar.gz"
+    sm.create_model(
+        ModelName=missing,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": SKLEARN,
+            "ModelDataUrl": desc["ModelArtifacts"]["S3ModelArtifacts"],
+            "Environment": {**code_env, "SAGEMAKER_SUBMIT_DIRECTORY": missing_uri},
+        },
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=missing,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": missing,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=missing, EndpointConfigName=missing)
+    try:
+        deadline = time.monotonic() + 60
+        while (status := sm.describe_endpoint(EndpointName=missing))["EndpointStatus"] == "Creating":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert status["EndpointStatus"] == "Failed"
+        assert missing_uri in status["FailureReason"]
+    finally:
+        cleanup(sm, missing)
+
 
 def test_builtin_images_are_reused(server: Server, sm: Any, iris_split: dict[str, Any]) -> None:
     """After the first job, a built-in resolves at once: a second XGBoost job starts quickly."""
