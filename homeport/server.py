@@ -29,6 +29,7 @@ from homeport.api.operations import OperationTable
 from homeport.api.progress_api import progress_routes
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
 from homeport.api.s3.app import build_s3_app
+from homeport.api.s3.elsewhere import build_s3_elsewhere_app
 from homeport.api.service_model import load_service_model
 from homeport.api.sigv4 import by_signing_service
 from homeport.api.sts import build_sts_app
@@ -213,9 +214,12 @@ def create_app(settings: Settings) -> ASGIApp:
         "sts": build_sts_app(settings.account),
         "logs": build_logs_app(hp.logs, account=settings.account),
     }
-    if isinstance(hp.objects, LocalObjectStore):
-        # The S3 API over the local store (with an S3 backend, clients use that S3).
-        services["s3"] = build_s3_app(hp.objects, settings.region)
+    # The S3 API over the local store; with an S3 backend, S3 clients are told to use that S3.
+    services["s3"] = (
+        build_s3_app(hp.objects, settings.region)
+        if isinstance(hp.objects, LocalObjectStore)
+        else build_s3_elsewhere_app(settings.s3_endpoint_url)
+    )
     return by_signing_service(edge.wrap(app), services)
 
 

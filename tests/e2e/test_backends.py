@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 import sqlalchemy as sa
+from botocore.exceptions import ClientError
 from e2e_support import (
     SCRIPTED,
     Server,
@@ -180,6 +182,29 @@ def test_training_job_reads_and_writes_s3_and_keeps_state_in_postgresql(
         *(f"datasets/train/{rel}" for rel in CHANNEL_FILES),
         "datasets/other/not-in-channel.csv",
     }
+
+
+def test_s3_clients_sent_to_homeport_are_told_the_real_s3(backend_server: Server, moto_endpoint: str) -> None:
+    """With an S3 backend the server does not serve the S3 API: its error names the endpoint that
+    holds the objects and the setting that sends clients there."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=backend_server.url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    with pytest.raises(ClientError) as raised:
+        s3.list_objects_v2(Bucket="anything")
+    error = raised.value.response["Error"]
+    assert error["Code"] == "InvalidRequest"
+    assert f"AWS_ENDPOINT_URL_S3={moto_endpoint}" in error["Message"]
+    assert error["Endpoint"] == moto_endpoint.split("://", 1)[1]
+    with pytest.raises(ClientError) as head:  # HEAD: the status alone, and no redirect loop
+        s3.head_object(Bucket="anything", Key="k")
+    assert head.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # The SageMaker API on the same URL is unaffected.
+    assert "TrainingJobSummaries" in backend_server.sagemaker().list_training_jobs()
 
 
 def test_list_training_jobs_pages_through_postgresql(backend_server: Server, backend_db: str) -> None:
