@@ -37,4 +37,6 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".$extra"
   touch "$stamp"
 fi
+# The SageMaker Python SDK tests run the real SDK (v2 and v3) in venvs of their own.
+[[ $want_test -eq 1 ]] && scripts/sdk-venvs.sh
 echo "==> Homeport installed: $(.venv/bin/homeport --help >/dev/null && echo .venv/bin/homeport)"
