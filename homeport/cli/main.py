@@ -1,4 +1,10 @@
-"""``homeport``: run the server, manage local images, copy data in and out, read job logs."""
+"""``homeport``: run the server, manage local images, copy data in and out; and, as a thin client
+over the server's own AWS APIs (boto3 with ``--endpoint-url``), train, deploy, invoke,
+batch-transform, list, describe, stop and remove resources and read their logs.
+
+Client commands live in one module per concept (``training``, ``hosting``, ``transform``,
+``listing``, ``lifecycle``, ``logs_client``); their exit codes are in ``exit_codes``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,11 @@ from homeport.cli.export import export
 from homeport.config import Settings, default_home
 
 app = typer.Typer(
-    help="Homeport: a self-hosted home for SageMaker-style machine learning.", no_args_is_help=True
+    help="Homeport: a self-hosted home for SageMaker-style machine learning.\n\n"
+    "Client commands reach the server at --endpoint-url / $HOMEPORT_URL (default "
+    "http://127.0.0.1:8643). Exit codes: 0 ok, 1 failed, 2 usage/validation, 3 stopped, "
+    "4 not found, 5 server unreachable, 6 conflict (docs/cli.md).",
+    no_args_is_help=True,
 )
 err = Console(stderr=True)
 
@@ -33,6 +43,28 @@ app.add_typer(_image_app(), name="image")
 
 
 app.command(name="export")(export)
+
+
+def _client_commands() -> None:
+    from homeport.cli.hosting import deploy, invoke
+    from homeport.cli.lifecycle import rm, stop
+    from homeport.cli.listing import describe_cmd, ls
+    from homeport.cli.logs_client import logs
+    from homeport.cli.training import train
+    from homeport.cli.transform import transform
+
+    app.command()(train)
+    app.command()(deploy)
+    app.command()(invoke)
+    app.command()(transform)
+    app.command()(logs)
+    app.command()(ls)
+    app.command(name="describe")(describe_cmd)
+    app.command()(stop)
+    app.command()(rm)
+
+
+_client_commands()
 
 
 @app.command()
@@ -143,48 +175,6 @@ def cp(
     if not copied:
         err.print("nothing to copy")
         raise typer.Exit(1)
-
-
-@app.command()
-def logs(
-    job: Annotated[str | None, typer.Argument(help="Training job name.")] = None,
-    endpoint: Annotated[
-        str | None, typer.Option("--endpoint", help="Print an endpoint's instance logs.")
-    ] = None,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing until the job/endpoint ends.")
-    ] = False,
-    data_dir: DataDir = None,
-) -> None:
-    """Print a training job's log stream (JOB/algo-1), or an endpoint's (--endpoint NAME)."""
-    from homeport.logs.follow import print_endpoint_logs, print_job_logs
-
-    settings = Settings(data_dir=(data_dir or default_home()).expanduser())
-    if (job is None) == (endpoint is None):
-        err.print("[red]error:[/red] give a training job name or --endpoint NAME")
-        raise typer.Exit(2)
-    try:
-        found = (
-            print_job_logs(settings.logs_dir, job, follow)
-            if job is not None
-            else print_endpoint_logs(settings.logs_dir, str(endpoint), follow)
-        )
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    if not found:
-        err.print(f"[red]error:[/red] no logs for {job or endpoint} (has it started?)")
-        raise typer.Exit(1)
-
-
-@app.command()
-def transform(
-    job: Annotated[str, typer.Argument(help="Transform job name (created with boto3 or the AWS CLI).")],
-    endpoint_url: Annotated[str, typer.Option(help="The Homeport server.")] = "http://127.0.0.1:8643",
-) -> None:
-    """Follow a transform job with a progress bar of objects and records done, until it ends."""
-    from homeport.cli.progress import follow_transform
-
-    raise typer.Exit(follow_transform(endpoint_url, job))
 
 
 def main() -> None:

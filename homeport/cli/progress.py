@@ -12,8 +12,10 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from homeport.cli.exit_codes import STATUS_EXIT, ExitCode, fail
+
 TERMINAL = {"Completed", "Failed", "Stopped"}
-EXIT_CODES = {"Completed": 0, "Stopped": 3, "Failed": 1}
+EXIT_CODES = {status: int(code) for status, code in STATUS_EXIT.items()}
 
 
 def _fetch(endpoint_url: str, job: str) -> dict[str, Any] | None:
@@ -26,15 +28,16 @@ def _fetch(endpoint_url: str, job: str) -> dict[str, Any] | None:
         if exc.code == 404:
             return None
         raise
+    except urllib.error.URLError as exc:
+        fail("ServerUnreachable", f"{endpoint_url}: {exc.reason}", ExitCode.UNREACHABLE)
 
 
-def follow_transform(endpoint_url: str, job: str, poll: float = 0.5) -> int:
+def follow_transform(endpoint_url: str, job: str, poll: float = 0.5, quiet: bool = False) -> int:
     """Show progress until the job ends; returns the exit code for its final status."""
     console = Console(stderr=True)
     state = _fetch(endpoint_url, job)
     if state is None:
-        console.print(f"[red]error:[/red] no transform job named {job}")
-        return 2
+        fail("ValidationException", f"Could not find requested job with name {job}", ExitCode.NOT_FOUND)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -42,7 +45,7 @@ def follow_transform(endpoint_url: str, job: str, poll: float = 0.5) -> int:
         TimeElapsedColumn(),
         TextColumn("{task.fields[records]} records"),
     )
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=console, disable=quiet) as bar:
         task = bar.add_task(f"{job} objects", total=None, records=0)
         while True:
             bar.update(
@@ -56,5 +59,7 @@ def follow_transform(endpoint_url: str, job: str, poll: float = 0.5) -> int:
             time.sleep(poll)
             state = _fetch(endpoint_url, job) or state
     status = state["TransformJobStatus"]
-    console.print(f"{job}: {status}" + (f" — {state['FailureReason']}" if state.get("FailureReason") else ""))
-    return EXIT_CODES.get(status, 1)
+    if not quiet:
+        reason = f" — {state['FailureReason']}" if state.get("FailureReason") else ""
+        console.print(f"{job}: {status}{reason}", highlight=False)
+    return EXIT_CODES.get(status, int(ExitCode.FAILED))
