@@ -25,6 +25,7 @@ from starlette.applications import Starlette
 from homeport.api import hosting_api, tags_api, training_api, transform_api
 from homeport.api.app import build_app
 from homeport.api.cloudwatch_logs import build_logs_app
+from homeport.api.iam import build_iam_app
 from homeport.api.operations import OperationTable
 from homeport.api.progress_api import progress_routes
 from homeport.api.runtime_api import ASGIApp, RuntimeEdge
@@ -212,6 +213,7 @@ def create_app(settings: Settings) -> ASGIApp:
     # Other AWS APIs on the same URL, told apart by the signature's scope (read once per request).
     services = {
         "sts": build_sts_app(settings.account),
+        "iam": build_iam_app(settings.account),
         "logs": build_logs_app(hp.logs, account=settings.account),
     }
     # The S3 API over the local store; with an S3 backend, S3 clients are told to use that S3.

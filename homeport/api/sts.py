@@ -45,7 +45,8 @@ def _error_xml(code: str, message: str, request_id: str) -> bytes:
     ).encode()
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_form_body(receive: Receive) -> bytes | None:
+    """The request body, or None when it exceeds MAX_BODY (query-protocol calls are small)."""
     body = b""
     while True:
         message = await receive()
@@ -59,7 +60,7 @@ async def _read_body(receive: Receive) -> bytes | None:
 def build_sts_app(account: str) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
-        body = await _read_body(receive) if scope.get("method") == "POST" else b""
+        body = await read_form_body(receive) if scope.get("method") == "POST" else b""
         if body is None:
             status, payload = (
                 413,

@@ -14,6 +14,9 @@ _NOT_ECHOED = {"TrainingJobName", "Tags"}
 
 def describe_shape(rec: TrainingJobRecord) -> dict[str, Any]:
     out: dict[str, Any] = {k: v for k, v in rec.spec.items() if k not in _NOT_ECHOED}
+    # SageMaker always reports KmsKeyId ("" when none was given); Estimator.attach in the
+    # Python SDK reads it unconditionally.
+    out["OutputDataConfig"] = {"KmsKeyId": "", **rec.spec.get("OutputDataConfig", {})}
     out.update(
         TrainingJobName=rec.name,
         TrainingJobArn=rec.arn,

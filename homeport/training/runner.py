@@ -155,7 +155,7 @@ class TrainingRunner:
             shutil.rmtree(layout.root)
         layout.create()
         contract.write_config(layout, spec)
-        read_only_data = False
+        read_only_channels: list[str] = []
         for channel in spec.get("InputDataConfig", []):
             if stop.is_set():
                 return Outcome(exit_code=None, stopped=True)
@@ -163,7 +163,8 @@ class TrainingRunner:
                 staged = stage_channel(self.objects, channel, layout.data / channel["ChannelName"])
             except StagingError as exc:
                 raise JobFailed(str(exc)) from exc
-            read_only_data = read_only_data or staged.linked
+            if staged.linked:
+                read_only_channels.append(staged.name)
         checkpoint = spec.get("CheckpointConfig")
         if checkpoint:
             self._download_checkpoints(S3Uri.parse(checkpoint["S3Uri"]), layout.checkpoints)
@@ -179,9 +180,9 @@ class TrainingRunner:
                 checkpoint.get("LocalPath", "/opt/ml/checkpoints") if checkpoint else "/opt/ml/checkpoints",
             ),
         ]
-        if read_only_data:
+        for name in read_only_channels:
             # Hard-linked from the object store: a write through the link would change the stored object.
-            mounts.insert(1, Mount(layout.data, "/opt/ml/input/data", read_only=True))
+            mounts.insert(1, Mount(layout.data / name, f"/opt/ml/input/data/{name}", read_only=True))
         run_spec = RunSpec(
             name=f"training-job/{rec.name}/{contract.HOST}",
             image=image,

@@ -1,9 +1,11 @@
 """Channel staging: put a channel's objects into ``/opt/ml/input/data/<channel>/`` (File mode).
 
-From the embedded local store the objects are hard-linked (no bytes copied; the channel is
-then mounted read-only so a container cannot write through the link into the store); from
-an S3 backend they are downloaded. Which objects and their relative paths come from
-:mod:`homeport.storage.selection`.
+From the embedded local store a channel of at least :data:`LINK_FROM_BYTES` is hard-linked
+(no bytes copied; the channel is then mounted read-only so a container cannot write through
+the link into the store); a smaller one is copied, and so is writable as every File-mode
+channel is on SageMaker (the Python SDK's ModelTrainer makes its driver script executable
+in place). From an S3 backend objects are downloaded. Which objects and their relative paths
+come from :mod:`homeport.storage.selection`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from typing import Any
 from homeport.storage.base import ObjectInfo, ObjectStore, S3Uri
 from homeport.storage.selection import SelectionError, select_objects
 
+# Channels this size or larger are hard-linked from the local store (and read-only).
+LINK_FROM_BYTES = 32 * 1024 * 1024
+
 
 class StagingError(Exception):
     """A channel could not be staged; the message becomes the job's FailureReason."""
@@ -27,7 +32,7 @@ class StagedChannel:
     name: str
     files: int
     bytes: int
-    linked: bool  # every file hard-linked from the local store
+    linked: bool  # some file hard-linked from the local store: mount the channel read-only
 
 
 def _safe_target(root: Path, rel: str) -> Path:
@@ -37,23 +42,27 @@ def _safe_target(root: Path, rel: str) -> Path:
     return root.joinpath(*parts)
 
 
-def _place(store: ObjectStore, info: ObjectInfo, target: Path) -> bool:
-    """Link or download one object; True when it was hard-linked."""
+def _place(store: ObjectStore, info: ObjectInfo, target: Path, link: bool) -> bool:
+    """Link (when ``link``), copy or download one object; True when it was hard-linked."""
     target.parent.mkdir(parents=True, exist_ok=True)
     uri = S3Uri(info.bucket, info.key)
     source = store.local_path(uri)
     if source is not None:
-        try:
-            os.link(source, target)
-            return True
-        except OSError:
-            shutil.copyfile(source, target)
-            return False
+        if link:
+            try:
+                os.link(source, target)
+                return True
+            except OSError:
+                pass
+        shutil.copyfile(source, target)
+        return False
     store.get_file(uri, target)
     return False
 
 
-def stage_channel(store: ObjectStore, channel: dict[str, Any], dest: Path) -> StagedChannel:
+def stage_channel(
+    store: ObjectStore, channel: dict[str, Any], dest: Path, link_from: int = LINK_FROM_BYTES
+) -> StagedChannel:
     name = str(channel["ChannelName"])
     source = channel["DataSource"].get("S3DataSource")
     if source is None:
@@ -63,10 +72,11 @@ def stage_channel(store: ObjectStore, channel: dict[str, Any], dest: Path) -> St
         entries = select_objects(store, source["S3DataType"], str(source["S3Uri"]))
     except SelectionError as exc:
         raise StagingError(str(exc)) from exc
+    link = sum(info.size for info, _ in entries) >= link_from
     files = size = 0
-    linked = True
+    linked = False
     for info, rel in entries:
-        linked = _place(store, info, _safe_target(dest, rel)) and linked
+        linked = _place(store, info, _safe_target(dest, rel), link) or linked
         files += 1
         size += info.size
     return StagedChannel(name, files, size, linked)
