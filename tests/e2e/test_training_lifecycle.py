@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import time
 from pathlib import Path
@@ -193,9 +194,35 @@ def test_manifest_channel(server: Server, sm: Any, data_bucket: str, tmp_path: P
     tar = fetch_tar(server, desc["ModelArtifacts"]["S3ModelArtifacts"], tmp_path)
     contract = json.loads(read_member(tar, next(n for n in tar.getnames() if n.endswith("contract.json"))))
     assert set(contract["data"]) == {"training/part-a.csv", "training/nested/part-b.csv"}
-    # a small channel is copied from the local store, so it is writable as on SageMaker (large
-    # ones are hard-linked and mounted read-only: tests/training/test_staging.py)
+    # a small channel is copied from the local store, so it is writable as on SageMaker
     assert contract["data_writable"] is True
+    assert contract["channel_writable"] == {"training": True}
+
+
+def test_large_channel_is_hard_linked_and_read_only(
+    server: Server, sm: Any, data_bucket: str, tmp_path: Path
+) -> None:
+    """A channel of 32 MiB or more is hard-linked from the local store (no bytes copied) and
+    mounted read-only, so a container cannot change the stored object through the link; the
+    other channels stay writable."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(33 * 1024 * 1024))
+    server.cp(str(big), f"s3://{data_bucket}/big-channel/big.bin")
+    channels = [
+        {
+            "ChannelName": name,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{data_bucket}/{key}"}},
+        }
+        for name, key in (("big", "big-channel/"), ("small", "train/"))
+    ]
+    name = f"big-channel-{server.runtime}"
+    sm.create_training_job(**training_request(name, InputDataConfig=channels))
+    desc = wait_for(sm, name)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    tar = fetch_tar(server, desc["ModelArtifacts"]["S3ModelArtifacts"], tmp_path)
+    contract = json.loads(read_member(tar, next(n for n in tar.getnames() if n.endswith("contract.json"))))
+    assert contract["channel_writable"] == {"big": False, "small": True}
+    assert "big/big.bin" in contract["data"]
 
 
 def test_container_entrypoint_and_arguments(server: Server, sm: Any, tmp_path: Path) -> None:
