@@ -11,7 +11,8 @@ if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
   pkgs=(util-linux iproute2 pigz nginx-light)
   # The tests also run the docker runtime on Podman (scripts/podman.sh installs it) and import a
   # busybox image for the runtime's own tests.
-  [[ $want_test -eq 1 ]] && pkgs+=(postgresql busybox-static curl)
+  # awscli: Debian's is AWS CLI v2 (`aws logs tail`), at /usr/bin/aws; the venv has v1 from PyPI.
+  [[ $want_test -eq 1 ]] && pkgs+=(postgresql busybox-static curl awscli)
   missing=()
   for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if (( ${#missing[@]} )); then

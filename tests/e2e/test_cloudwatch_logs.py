@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -136,7 +137,7 @@ def test_missing_group_and_stream(logs_server: Server) -> None:
 
 
 def test_aws_cli_filter_log_events(logs_server: Server) -> None:
-    """The AWS CLI here is v1 (no ``aws logs tail``): its ``filter-log-events`` reads the job's log."""
+    """The venv's AWS CLI (v1) with AWS_ENDPOINT_URL: ``filter-log-events`` reads the job's log."""
     env = logs_server.env()
     env["AWS_ENDPOINT_URL"] = logs_server.url
     result = subprocess.run(
@@ -160,3 +161,60 @@ def test_aws_cli_filter_log_events(logs_server: Server) -> None:
     messages = [e["message"] for e in json.loads(result.stdout)["events"]]
     assert "contract recorded" in messages
     assert any(m.startswith("epoch 2 train-loss=") for m in messages)
+
+
+# AWS CLI v2 (Debian's awscli package, installed by scripts/setup.sh --test): it has `logs tail`.
+# Its release predates AWS_ENDPOINT_URL, so the URL is given with --endpoint-url.
+AWS_V2 = "/usr/bin/aws"
+
+
+def _aws_v2(srv: Server, *args: str) -> list[str]:
+    return [AWS_V2, "--endpoint-url", srv.url, "--region", "us-east-1", "logs", "tail", GROUP, *args]
+
+
+def test_aws_cli_v2_logs_tail(logs_server: Server) -> None:
+    version = subprocess.run([AWS_V2, "--version"], capture_output=True, text=True, timeout=60)
+    assert version.stdout.startswith("aws-cli/2."), version.stdout + version.stderr
+    result = subprocess.run(
+        _aws_v2(logs_server, "--since", "1d", "--log-stream-name-prefix", f"{JOB}/", "--format", "short"),
+        capture_output=True,
+        text=True,
+        env=logs_server.env(),
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    # short format: "<timestamp> <message>", in the job's order
+    messages = [line.split(" ", 1)[1] for line in lines]
+    assert "contract recorded" in messages
+    epochs = [m for m in messages if m.startswith("epoch ")]
+    assert [m.split()[1] for m in epochs] == ["0", "1", "2"]
+
+
+def test_aws_cli_v2_logs_tail_follow_prints_new_lines(logs_server: Server) -> None:
+    """``aws logs tail --follow`` keeps polling FilterLogEvents: a job started after it shows up."""
+    env = logs_server.env()
+    job = "cwlogs-follow"
+    tail = subprocess.Popen(
+        _aws_v2(logs_server, "--follow", "--log-stream-name-prefix", f"{job}/", "--format", "short"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        sm = logs_server.sagemaker()
+        sm.create_training_job(**training_request(job))
+        assert wait_for(sm, job)["TrainingJobStatus"] == "Completed"
+        seen: list[str] = []
+        assert tail.stdout is not None
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("epoch 2") for line in seen):
+            assert time.monotonic() < deadline, seen
+            assert tail.poll() is None, tail.stderr.read() if tail.stderr else ""
+            line = tail.stdout.readline()
+            seen.append(line.rstrip("\n").split(" ", 1)[-1])
+        assert "contract recorded" in seen
+    finally:
+        tail.kill()
+        tail.wait(timeout=10)

@@ -1,8 +1,8 @@
 """The AWS CLI with nothing but ``AWS_ENDPOINT_URL``: ``s3``, ``sagemaker``, ``logs`` and
 ``sagemaker-runtime`` all reach the one Homeport URL, in one session of work.
 
-The CLI here is v1 (PyPI has no v2), so there is no ``aws logs tail``; its follow loop is
-FilterLogEvents from a start time, which ``filter-log-events --start-time`` exercises.
+This is the venv's CLI (v1, from PyPI, which honours ``AWS_ENDPOINT_URL``); ``aws logs tail``
+(v2 only) is tested with Debian's v2 in test_cloudwatch_logs.py.
 """
 
 from __future__ import annotations
