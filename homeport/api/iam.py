@@ -17,48 +17,25 @@ from __future__ import annotations
 
 import re
 import uuid
-from urllib.parse import parse_qs
-from xml.sax.saxutils import escape
 
+from homeport.api.query_protocol import action_of, error_xml, read_params, send_xml
 from homeport.api.runtime_api import ASGIApp, Receive, Scope, Send
-from homeport.api.sts import USER, read_form_body
+from homeport.api.sts import USER
 
 NAMESPACE = "https://iam.amazonaws.com/doc/2010-05-08/"
 _ACTION = re.compile(r"[A-Za-z0-9]{1,128}")
 
 
-def _error_xml(code: str, message: str, request_id: str) -> bytes:
-    return (
-        f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>Sender</Type><Code>{escape(code)}</Code>'
-        f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    ).encode()
-
-
 def build_iam_app(account: str) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
-        body = await read_form_body(receive) if scope.get("method") == "POST" else b""
-        params = parse_qs((body or b"").decode("utf-8", "replace"))
-        params.update(parse_qs(scope.get("query_string", b"").decode("utf-8", "replace")))
-        action = (params.get("Action") or [""])[0]
+        action = action_of(await read_params(scope, receive) or {})
         if not _ACTION.fullmatch(action):
             action = "*"
         message = (
             f"User: arn:aws:iam::{account}:user/{USER} is not authorized to perform: iam:{action} "
             "(Homeport has no IAM: roles are accepted as given and not checked)"
         )
-        payload = _error_xml("AccessDenied", message, request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 403,
-                "headers": [
-                    (b"content-type", b"text/xml"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"x-amzn-requestid", request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+        await send_xml(send, 403, error_xml(NAMESPACE, "AccessDenied", message, request_id), request_id)
 
     return app

@@ -11,13 +11,12 @@ other action gets STS's own error shape with ``InvalidAction``.
 from __future__ import annotations
 
 import uuid
-from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
+from homeport.api.query_protocol import action_of, error_xml, read_params, send_xml
 from homeport.api.runtime_api import ASGIApp, Receive, Scope, Send
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
-MAX_BODY = 64 * 1024
 USER = "homeport"
 
 
@@ -38,58 +37,22 @@ def _identity_xml(account: str, request_id: str) -> bytes:
     ).encode()
 
 
-def _error_xml(code: str, message: str, request_id: str) -> bytes:
-    return (
-        f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>Sender</Type><Code>{escape(code)}</Code>'
-        f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-    ).encode()
-
-
-async def read_form_body(receive: Receive) -> bytes | None:
-    """The request body, or None when it exceeds MAX_BODY (query-protocol calls are small)."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY:
-            return None
-        if not message.get("more_body"):
-            return body
-
-
 def build_sts_app(account: str) -> ASGIApp:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         request_id = str(uuid.uuid4())
-        body = await read_form_body(receive) if scope.get("method") == "POST" else b""
-        if body is None:
+        params = await read_params(scope, receive)
+        if params is None:
             status, payload = (
                 413,
-                _error_xml("RequestEntityTooLarge", "The request body is too large.", request_id),
+                error_xml(NAMESPACE, "RequestEntityTooLarge", "The request body is too large.", request_id),
             )
+        elif (action := action_of(params)) == "GetCallerIdentity":
+            status, payload = 200, _identity_xml(account, request_id)
         else:
-            params = parse_qs(body.decode("utf-8", "replace"))
-            params.update(parse_qs(scope.get("query_string", b"").decode("utf-8", "replace")))
-            action = (params.get("Action") or [""])[0]
-            if action == "GetCallerIdentity":
-                status, payload = 200, _identity_xml(account, request_id)
-            else:
-                message = (
-                    f"Could not find operation {action} for version 2011-06-15"
-                    if action
-                    else "Missing Action"
-                )
-                status, payload = 400, _error_xml("InvalidAction", message, request_id)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"text/xml"),
-                    (b"content-length", str(len(payload)).encode()),
-                    (b"x-amzn-requestid", request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": payload})
+            message = (
+                f"Could not find operation {action} for version 2011-06-15" if action else "Missing Action"
+            )
+            status, payload = 400, error_xml(NAMESPACE, "InvalidAction", message, request_id)
+        await send_xml(send, status, payload, request_id)
 
     return app
