@@ -25,9 +25,9 @@ from __future__ import annotations
 import enum
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 
@@ -109,6 +109,14 @@ def fail(code: str, message: str, exit_code: ExitCode) -> NoReturn:
 def report(code: str, message: str) -> None:
     sys.stderr.write(f"error: {code}: {message}\n")
     sys.stderr.flush()
+
+
+def exit_with_status(status: str, failed_code: str, desc: Mapping[str, Any]) -> NoReturn:
+    """End the command with the exit code of a final status; a Failed one's reason is reported
+    as ``failed_code`` first."""
+    if status == "Failed":
+        report(failed_code, str(desc.get("FailureReason", "")))
+    raise typer.Exit(int(STATUS_EXIT.get(status, ExitCode.FAILED)))
 
 
 def classify(exc: BaseException) -> CliError | None:

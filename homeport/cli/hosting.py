@@ -10,8 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from homeport.cli.client import Clients, EndpointUrl, JsonFlag
-from homeport.cli.exit_codes import STATUS_EXIT, ExitCode, cli_errors, report, usage
-from homeport.cli.output import err, print_json, status_text
+from homeport.cli.exit_codes import cli_errors, exit_with_status, usage
+from homeport.cli.output import err, print_created, print_json, status_text
 from homeport.cli.training import ROLE, image_uri, pairs
 
 SETTLING = {"Creating", "Updating", "SystemUpdating", "RollingBack"}
@@ -86,10 +86,7 @@ def deploy(
     )
     created = sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     if not wait:
-        if json_out:
-            print_json(created)
-        else:
-            sys.stdout.write(f"{created['EndpointArn']}\n")
+        print_created(created, "EndpointArn", json_out)
         return
     desc = wait_endpoint(sm, name)
     status = str(desc["EndpointStatus"])
@@ -97,9 +94,7 @@ def deploy(
         print_json(desc)
     else:
         err.print(f"endpoint [bold]{name}[/bold]: {status_text(status)}")
-    if status == "Failed":
-        report("EndpointFailed", str(desc.get("FailureReason", "")))
-    raise typer.Exit(int(STATUS_EXIT.get(status, ExitCode.FAILED)))
+    exit_with_status(status, "EndpointFailed", desc)
 
 
 @cli_errors

@@ -119,3 +119,11 @@ def print_document(title: str, doc: Mapping[str, Any]) -> None:
     for key, value in nested:
         console.print(f"[bold]{key}[/bold]")
         console.print(JSON(json.dumps(value), indent=2, highlight=False))
+
+
+def print_created(created: Mapping[str, Any], arn_key: str, json_out: bool) -> None:
+    """A Create* answer: the whole of it as JSON, or its ARN on a line of stdout."""
+    if json_out:
+        print_json(created)
+    else:
+        sys.stdout.write(f"{created[arn_key]}\n")

@@ -7,7 +7,6 @@ through the S3 API to ``s3://<bucket>/<job>/input/<NAME>/`` first. The model lan
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,9 +14,9 @@ from typing import Annotated, Any
 import typer
 
 from homeport.cli.client import Clients, EndpointUrl, JsonFlag
-from homeport.cli.exit_codes import STATUS_EXIT, ExitCode, cli_errors, report, usage
+from homeport.cli.exit_codes import cli_errors, exit_with_status, usage
 from homeport.cli.logs_client import TERMINAL, TRAINING_GROUP, LogTail, writer
-from homeport.cli.output import err, print_json, status_text
+from homeport.cli.output import err, print_created, print_json, status_text
 from homeport.cli.transfer import S3Location, upload_folder
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
@@ -100,9 +99,7 @@ def finish(desc: dict[str, Any], json_out: bool) -> None:
         if desc.get("TrainingTimeInSeconds") is not None:
             line += f" ({desc['TrainingTimeInSeconds']} s)"
         err.print(line)
-    if status == "Failed":
-        report("TrainingJobFailed", str(desc.get("FailureReason", "")))
-    raise typer.Exit(int(STATUS_EXIT.get(status, ExitCode.FAILED)))
+    exit_with_status(status, "TrainingJobFailed", desc)
 
 
 @cli_errors
@@ -163,10 +160,7 @@ def train(
         request["InputDataConfig"] = channels
     created = clients.sagemaker.create_training_job(**request)
     if not wait:
-        if json_out:
-            print_json(created)
-        else:
-            sys.stdout.write(f"{created['TrainingJobArn']}\n")
+        print_created(created, "TrainingJobArn", json_out)
         return
     err.print(f"training job [bold]{name}[/bold] created ({image_uri(image)})")
     finish(wait_training(clients, name, show_logs=not json_out), json_out)

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 import typer
 
 from homeport.cli.client import Clients, EndpointUrl, JsonFlag
-from homeport.cli.exit_codes import STATUS_EXIT, ExitCode, cli_errors, report, usage
+from homeport.cli.exit_codes import cli_errors, exit_with_status, usage
 from homeport.cli.logs_client import TERMINAL
-from homeport.cli.output import err, print_json
+from homeport.cli.output import err, print_created, print_json
 from homeport.cli.progress import follow_transform
 from homeport.cli.training import DEFAULT_BUCKET
 from homeport.cli.transfer import S3Location, download_prefix, upload_folder
@@ -101,10 +101,7 @@ def transform(
         }
         created = sm.create_transform_job(**request)
         if not wait:
-            if json_out:
-                print_json(created)
-            else:
-                sys.stdout.write(f"{created['TransformJobArn']}\n")
+            print_created(created, "TransformJobArn", json_out)
             return
         err.print(f"transform job [bold]{job}[/bold] created (model {model})")
     if json_out:
@@ -122,6 +119,4 @@ def transform(
                 sys.stdout.write(f"{path}\n")
     if json_out:
         print_json(desc)
-    if status == "Failed":
-        report("TransformJobFailed", str(desc.get("FailureReason", "")))
-    raise typer.Exit(int(STATUS_EXIT.get(status, ExitCode.FAILED)))
+    exit_with_status(status, "TransformJobFailed", desc)
