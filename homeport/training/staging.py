@@ -10,6 +10,7 @@ come from :mod:`homeport.storage.selection`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -49,11 +50,9 @@ def _place(store: ObjectStore, info: ObjectInfo, target: Path, link: bool) -> bo
     source = store.local_path(uri)
     if source is not None:
         if link:
-            try:
+            with contextlib.suppress(OSError):  # another filesystem, say: copy instead
                 os.link(source, target)
                 return True
-            except OSError:
-                pass
         shutil.copyfile(source, target)
         return False
     store.get_file(uri, target)

@@ -5,7 +5,6 @@ Helpers live in ``e2e_support`` (a uniquely named module: every test folder has 
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -30,8 +29,6 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield srv
     finally:
         srv.stop()
-        if srv.log_path is not None and os.environ.get("HOMEPORT_SHOW_SERVER_LOG"):
-            print(srv.log_path.read_text())
         shutil.rmtree(srv.data_dir / "objects", ignore_errors=True)
 
 

@@ -107,6 +107,7 @@ class Server:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL); HOMEPORT_SHOW_SERVER_LOG=1 prints its log."""
         if self.proc is None or self.proc.poll() is not None:
             return
         self.proc.terminate()
@@ -115,6 +116,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+        if self.log_path is not None and os.environ.get("HOMEPORT_SHOW_SERVER_LOG"):
+            print(self.log_path.read_text())
 
     def homeport(
         self, *args: str, check: bool = True, timeout: float = 600

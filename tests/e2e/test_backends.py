@@ -117,8 +117,6 @@ def backend_server(
         yield srv
     finally:
         srv.stop()
-        if srv.log_path is not None and os.environ.get("HOMEPORT_SHOW_SERVER_LOG"):
-            print(srv.log_path.read_text())
 
 
 def test_training_job_reads_and_writes_s3_and_keeps_state_in_postgresql(
@@ -295,5 +293,3 @@ def test_kill9_mid_training_fails_the_job_after_restart_on_postgresql_and_s3(
         srv.stop()
         kill_job_processes(name)
         kill_job_processes(after)
-        if srv.log_path is not None and os.environ.get("HOMEPORT_SHOW_SERVER_LOG"):
-            print(srv.log_path.read_text())

@@ -37,8 +37,6 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
     finally:
         server.stop()
-        if server.log_path is not None and os.environ.get("HOMEPORT_SHOW_SERVER_LOG"):
-            print(server.log_path.read_text())
 
 
 @pytest.fixture(scope="module")

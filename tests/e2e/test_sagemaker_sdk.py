@@ -175,8 +175,6 @@ def sdk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield srv
     finally:
         srv.stop()
-        if srv.log_path is not None and os.environ.get("HOMEPORT_SHOW_SERVER_LOG"):
-            print(srv.log_path.read_text())
         shutil.rmtree(srv.data_dir / "objects", ignore_errors=True)
 
 
