@@ -50,7 +50,9 @@ def channel(name: str, uri: str, content_type: str = "text/csv") -> dict[str, An
     }
 
 
-def deploy(sm: Any, name: str, image: str, model_url: str, env: dict[str, str] | None = None) -> None:
+def deploy(
+    sm: Any, name: str, image: str, model_url: str, env: dict[str, str] | None = None, wait: bool = True
+) -> None:
     sm.create_model(
         ModelName=name,
         ExecutionRoleArn=ROLE,
@@ -68,7 +70,8 @@ def deploy(sm: Any, name: str, image: str, model_url: str, env: dict[str, str] |
         ],
     )
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    in_service(sm, name)
+    if wait:
+        in_service(sm, name)
 
 
 def invoke(server: Server, endpoint: str, body: str, content_type: str, accept: str) -> str:
@@ -336,27 +339,8 @@ def test_sklearn_entry_point_script_mode_and_model_fn(
     # A submit directory that is not there fails the endpoint, naming it.
     missing = f"{name}-nocode"
     missing_uri = f"{prefix}/no-such-code/sourcedir.tar.gz"
-    sm.create_model(
-        ModelName=missing,
-        ExecutionRoleArn=ROLE,
-        PrimaryContainer={
-            "Image": SKLEARN,
-            "ModelDataUrl": desc["ModelArtifacts"]["S3ModelArtifacts"],
-            "Environment": {**code_env, "SAGEMAKER_SUBMIT_DIRECTORY": missing_uri},
-        },
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=missing,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": missing,
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName=missing, EndpointConfigName=missing)
+    missing_env = {**code_env, "SAGEMAKER_SUBMIT_DIRECTORY": missing_uri}
+    deploy(sm, missing, SKLEARN, desc["ModelArtifacts"]["S3ModelArtifacts"], missing_env, wait=False)
     try:
         deadline = time.monotonic() + 60
         while (status := sm.describe_endpoint(EndpointName=missing))["EndpointStatus"] == "Creating":
