@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import ROLE, SCRIPTED, Server, start_server
+from e2e_support import ROLE, SCRIPTED, Server, start_server, training_request
 
 AWS = str(Path(sys.executable).parent / "aws")
 ECHO = Path(__file__).parent / "images" / "echo_flask"
@@ -73,21 +73,15 @@ def test_aws_cli_s3_sagemaker_logs_and_runtime_on_one_url(one_url: Server, tmp_p
     assert "part-a.csv" in listed and "part-b.csv" in listed
 
     # sagemaker: a training job over that data.
-    spec = {
-        "TrainingJobName": "one-url-job",
-        "RoleArn": ROLE,
-        "AlgorithmSpecification": {"TrainingImage": "scripted", "TrainingInputMode": "File"},
-        "HyperParameters": {"behaviour": "succeed"},
-        "InputDataConfig": [
-            {
-                "ChannelName": "train",
-                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://one-url/train/"}},
-            }
-        ],
-        "OutputDataConfig": {"S3OutputPath": "s3://one-url/output"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 300},
+    channel = {
+        "ChannelName": "train",
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://one-url/train/"}},
     }
+    spec = training_request(
+        "one-url-job",
+        InputDataConfig=[channel],
+        OutputDataConfig={"S3OutputPath": "s3://one-url/output"},
+    )
     aws(srv, "sagemaker", "create-training-job", "--cli-input-json", json.dumps(spec))
     job = wait_status(
         srv,
